@@ -1,0 +1,196 @@
+package incidents
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/shouwang/shouwang/errdefs"
+	"github.com/shouwang/shouwang/events"
+	"github.com/shouwang/shouwang/geo"
+	"github.com/shouwang/shouwang/storage"
+)
+
+// Bus is what alarm submission needs from the event bus.
+type Bus interface {
+	Publish(ctx context.Context, m events.Message) error
+}
+
+// Submitter accepts presses: it publishes them to JetStream and returns only
+// once JetStream has stored them.
+type Submitter struct {
+	Bus Bus
+	Tax *events.Taxonomy
+	// Timeout bounds the wait for JetStream's acknowledgement; beyond it the
+	// resident's phone is told to retry.
+	Timeout time.Duration
+}
+
+// Submit publishes an alarm. An error wrapping errdefs.ErrUnavailable means
+// the alarm may not be stored and the client must retry with the same key.
+func (s *Submitter) Submit(ctx context.Context, a Alarm) error {
+	ev, err := events.New(a.ID, "alarm.pressed", events.AlarmSubject(a.Community, a.Type), a.Community, a.ReceivedAt, a)
+	if err != nil {
+		return err
+	}
+	ev.Actor, ev.Drill = a.Resident, a.Drill
+	m, err := events.EventMessage(ev, time.Time{})
+	if err != nil {
+		return err
+	}
+	timeout := s.Timeout
+	if timeout <= 0 {
+		timeout = 3 * time.Second
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	if err := s.Bus.Publish(ctx, m); err != nil {
+		return fmt.Errorf("store alarm %s: %w (%w)", a.ID, errdefs.ErrUnavailable, err)
+	}
+	return nil
+}
+
+// Intake is the handler that turns alarms into incidents.
+type Intake struct {
+	DB    storage.DB
+	Tax   *events.Taxonomy
+	Relay *events.Relay
+	Log   *slog.Logger
+	Now   func() time.Time
+}
+
+// Handle correlates one alarm: it joins an open incident as a report or
+// opens a new incident. It is idempotent on the alarm id.
+func (h *Intake) Handle(ctx context.Context, ev events.Event) error {
+	var a Alarm
+	if err := ev.Decode(&a); err != nil {
+		return events.Permanent(err)
+	}
+	it, ok := h.Tax.Type(a.Type)
+	if !ok {
+		return events.Permanent(fmt.Errorf("alarm %s: unknown type %q", a.ID, a.Type))
+	}
+	now := h.Now()
+	var staged []events.Message
+	err := h.DB.InTx(ctx, func(q storage.Querier) error {
+		staged = nil
+		where := a.Location
+		if !a.HasLocation {
+			p, err := communityCentre(ctx, q, a.Community)
+			if err != nil {
+				return err
+			}
+			where = p
+		}
+		n, err := q.Exec(ctx, `INSERT INTO alarms (id, community_id, resident, idem_key, type, lat, lng, has_location,
+			address, note, drill, received_at, processed_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+			ON CONFLICT (id) DO NOTHING`,
+			a.ID, a.Community, a.Resident, a.Key, a.Type, where.Lat, where.Lng, a.HasLocation, a.Address, a.Note,
+			a.Drill, a.ReceivedAt.UnixMilli(), now.UnixMilli())
+		if err != nil {
+			return fmt.Errorf("record alarm %s: %w", a.ID, err)
+		}
+		if n == 0 {
+			return nil // seen before: its incident and events were committed with it
+		}
+		// One correlation at a time per community and type, across replicas.
+		if _, err := q.Exec(ctx, `INSERT INTO correlation_locks (community_id, type, n) VALUES ($1, $2, 1)
+			ON CONFLICT (community_id, type) DO UPDATE SET n = correlation_locks.n + 1`, a.Community, a.Type); err != nil {
+			return fmt.Errorf("correlation lock: %w", err)
+		}
+		since := a.ReceivedAt.Add(-it.Correlation.Window).UnixMilli()
+		open, err := openSince(ctx, q, a.Community, a.Type, since)
+		if err != nil {
+			return err
+		}
+		if i := Correlate(a, where, open, it.Correlation); i >= 0 {
+			m, err := attach(ctx, q, open[i], a, now)
+			staged = append(staged, m)
+			return err
+		}
+		m, err := open1(ctx, q, it, a, where, now)
+		staged = append(staged, m)
+		return err
+	})
+	if err != nil {
+		if errors.Is(err, errdefs.ErrNotFound) {
+			return events.Permanent(err)
+		}
+		return err
+	}
+	h.Relay.Send(ctx, staged)
+	return nil
+}
+
+func openSince(ctx context.Context, q storage.Querier, community, typ string, since int64) ([]Incident, error) {
+	rows, err := q.Query(ctx, `SELECT `+incidentColumns+` FROM incidents
+		WHERE community_id = $1 AND type = $2 AND status IN ('open', 'responding', 'escalated') AND last_report_at >= $3`,
+		community, typ, since)
+	if err != nil {
+		return nil, fmt.Errorf("open incidents: %w", err)
+	}
+	defer rows.Close()
+	var out []Incident
+	for rows.Next() {
+		in, err := scanIncident(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, in)
+	}
+	return out, rows.Err()
+}
+
+func attach(ctx context.Context, q storage.Querier, in Incident, a Alarm, now time.Time) (events.Message, error) {
+	in.Reports++
+	if a.ReceivedAt.After(in.LastReportAt) {
+		in.LastReportAt = a.ReceivedAt
+	}
+	if err := Save(ctx, q, in); err != nil {
+		return events.Message{}, err
+	}
+	if _, err := q.Exec(ctx, `UPDATE alarms SET incident_id = $2 WHERE id = $1`, a.ID, in.ID); err != nil {
+		return events.Message{}, fmt.Errorf("attach alarm %s: %w", a.ID, err)
+	}
+	detail := map[string]any{"alarm_id": a.ID, "reports": in.Reports}
+	if err := Record(ctx, q, "report:"+a.ID, in.ID, now, events.IncidentReportAdded, a.Resident, detail); err != nil {
+		return events.Message{}, err
+	}
+	m, err := Event(in, events.IncidentReportAdded, a.ID, a.Resident, now, detail)
+	if err != nil {
+		return events.Message{}, err
+	}
+	return m, events.Stage(ctx, q, now, m)
+}
+
+func open1(ctx context.Context, q storage.Querier, it events.IncidentType, a Alarm, where geo.Point, now time.Time) (events.Message, error) {
+	in := Incident{
+		// Derived from the alarm so that the incident an alarm opens has one
+		// id however often the alarm is handled.
+		ID:        "in_" + a.ID[3:],
+		Community: a.Community, Type: a.Type, Category: it.Category, Severity: it.Severity,
+		Status: StatusOpen, Location: where, Address: a.Address, Reports: 1, Drill: a.Drill,
+		Needed: it.Dispatch.AcceptNeeded, OpenedAt: now, LastReportAt: a.ReceivedAt,
+	}
+	_, err := q.Exec(ctx, `INSERT INTO incidents (id, community_id, type, category, severity, status, lat, lng, address,
+		reports, drill, needed, opened_at, last_report_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`,
+		in.ID, in.Community, in.Type, in.Category, int(in.Severity), string(in.Status), in.Location.Lat, in.Location.Lng,
+		in.Address, in.Reports, in.Drill, in.Needed, in.OpenedAt.UnixMilli(), in.LastReportAt.UnixMilli())
+	if err != nil {
+		return events.Message{}, fmt.Errorf("open incident for %s: %w", a.ID, err)
+	}
+	if _, err := q.Exec(ctx, `UPDATE alarms SET incident_id = $2, opened = true WHERE id = $1`, a.ID, in.ID); err != nil {
+		return events.Message{}, fmt.Errorf("attach alarm %s: %w", a.ID, err)
+	}
+	detail := map[string]any{"alarm_id": a.ID, "pressed_at": a.ReceivedAt}
+	if err := Record(ctx, q, "opened:"+in.ID, in.ID, now, events.IncidentOpened, a.Resident, detail); err != nil {
+		return events.Message{}, err
+	}
+	m, err := Event(in, events.IncidentOpened, in.ID, a.Resident, now, detail)
+	if err != nil {
+		return events.Message{}, err
+	}
+	return m, events.Stage(ctx, q, now, m)
+}

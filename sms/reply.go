@@ -1,0 +1,55 @@
+package sms
+
+import (
+	"strings"
+	"unicode"
+)
+
+// Reply is what a responder meant by a text.
+type Reply int
+
+// Replies we understand.
+const (
+	ReplyUnknown Reply = iota
+	ReplyAccept
+	ReplyDecline
+)
+
+func (r Reply) String() string {
+	switch r {
+	case ReplyAccept:
+		return "accept"
+	case ReplyDecline:
+		return "decline"
+	}
+	return "unknown"
+}
+
+var replyWords = map[string]Reply{
+	"1": ReplyAccept, "y": ReplyAccept, "yes": ReplyAccept, "ok": ReplyAccept,
+	"接": ReplyAccept, "接受": ReplyAccept, "是": ReplyAccept, "好": ReplyAccept, "收到": ReplyAccept,
+	"2": ReplyDecline, "n": ReplyDecline, "no": ReplyDecline,
+	"拒": ReplyDecline, "拒绝": ReplyDecline, "否": ReplyDecline, "不": ReplyDecline, "不去": ReplyDecline,
+}
+
+// ParseReply reads a reply to an offer. It is forgiving about what phones
+// and hurried thumbs add (spaces, full-width digits, punctuation, case) and
+// strict about the word itself: a reply we are not sure of is unknown.
+func ParseReply(body string) Reply {
+	var b strings.Builder
+	for _, r := range body {
+		switch {
+		case r >= '０' && r <= '９': // full-width digits from Chinese keyboards
+			b.WriteRune('0' + (r - '０'))
+		case r >= 'Ａ' && r <= 'Ｚ', r >= 'ａ' && r <= 'ｚ':
+			b.WriteRune(unicode.ToLower(r - 'Ａ' + 'A'))
+		case unicode.IsSpace(r), unicode.IsPunct(r), unicode.IsSymbol(r):
+		default:
+			b.WriteRune(unicode.ToLower(r))
+		}
+		if b.Len() > 32 {
+			return ReplyUnknown
+		}
+	}
+	return replyWords[b.String()]
+}

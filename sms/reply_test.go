@@ -1,0 +1,46 @@
+package sms
+
+import "testing"
+
+func TestParseReply(t *testing.T) {
+	for body, want := range map[string]Reply{
+		"1": ReplyAccept, " 1 ": ReplyAccept, "１": ReplyAccept, "Y": ReplyAccept, "yes!": ReplyAccept,
+		"接": ReplyAccept, "接受。": ReplyAccept, "2": ReplyDecline, "N": ReplyDecline, "拒": ReplyDecline,
+		"拒绝": ReplyDecline, "no.": ReplyDecline, "12": ReplyUnknown, "": ReplyUnknown, "maybe": ReplyUnknown,
+		"1 2": ReplyUnknown, "我马上到": ReplyUnknown,
+	} {
+		if got := ParseReply(body); got != want {
+			t.Errorf("ParseReply(%q) = %v, want %v", body, got, want)
+		}
+	}
+}
+
+func FuzzParseReply(f *testing.F) {
+	for _, s := range []string{"1", "2", "接", "拒绝", "Ｙ", "yes", "\x00", "１２３"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, body string) {
+		r := ParseReply(body)
+		if r != ReplyUnknown && r != ReplyAccept && r != ReplyDecline {
+			t.Fatalf("ParseReply(%q) = %d", body, r)
+		}
+		// A reply that says both or neither is never taken as an answer.
+		if r == ReplyAccept && ParseReply(body+"2") == ReplyAccept && body != "" {
+			t.Fatalf("%q and %q both accept", body, body+"2")
+		}
+	})
+}
+
+func TestRenderAndMask(t *testing.T) {
+	got := Render(TplOffer, "zh-CN", map[string]string{"type": "急救", "address": "3栋2单元501", "distance": "120米", "ref": "AB12"}, true)
+	want := "【演练】【守望】急救求助：3栋2单元501，距您约120米。回复 1 接受，2 拒绝。[AB12]"
+	if got != want {
+		t.Fatalf("Render = %q\nwant     %q", got, want)
+	}
+	if got := Render(TplNoOpenOffer, "en", nil, false); got != Templates[TplNoOpenOffer].EN {
+		t.Fatalf("english = %q", got)
+	}
+	if got := Mask("+8613812345678"); got != "+86138****5678" {
+		t.Fatalf("Mask = %q", got)
+	}
+}

@@ -1,0 +1,382 @@
+// Package twiliofake is a fake of Twilio's Messages REST API for tests. It
+// speaks the real wire format, so the real twilio-go client can be pointed
+// at it (see Client) and code under test runs unchanged. Faults — errors,
+// outages, slowness and rate limits — can be injected while a test runs.
+package twiliofake
+
+import (
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha1"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// Test credentials accepted by a Server. They have Twilio's shapes (AC + 32
+// hex, 32 hex) because twilio-go rejects non-alphanumeric credentials.
+const (
+	AccountSID = "AC00000000000000000000000000fa4e"
+	AuthToken  = "0123456789abcdef0123456789abcdef"
+)
+
+// Twilio error codes the fake answers with on its own.
+const (
+	codeAuth        = 20003 // authentication failed
+	codeRateLimit   = 20429 // too many requests
+	codeInvalidTo   = 21211 // invalid 'To' phone number
+	codeMissingBody = 21602 // message body is required
+	codeMissingFrom = 21603 // a 'From' phone number is required
+	codeMissingTo   = 21604 // a 'To' phone number is required
+	codeUnavailable = 20500 // internal server error
+)
+
+// Message is one text the fake accepted.
+type Message struct {
+	SID            string
+	To             string
+	From           string
+	Body           string
+	StatusCallback string
+	At             time.Time
+}
+
+// Server is a running fake. All methods are safe for concurrent use.
+type Server struct {
+	// URL is the fake's base URL, e.g. http://127.0.0.1:41234.
+	URL string
+
+	srv  *httptest.Server
+	done chan struct{} // closed at cleanup so delayed answers stop waiting
+
+	mu       sync.Mutex
+	msgs     []Message
+	added    chan struct{} // closed and replaced whenever a message is recorded
+	failN    int
+	failCode int
+	failHTTP int
+	down     int           // HTTP status answered to everything; 0 when up
+	delay    time.Duration // before an answer
+	perSec   int           // 0: no rate limit
+	recent   []time.Time   // accepted requests within the last second
+}
+
+// New starts a fake that is closed when the test ends.
+func New(t testing.TB) *Server {
+	t.Helper()
+	s := &Server{
+		done:  make(chan struct{}),
+		added: make(chan struct{}),
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /2010-04-01/Accounts/{AccountSid}/Messages.json", s.createMessage)
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, 20404, "The requested resource "+r.URL.Path+" was not found")
+	})
+	s.srv = httptest.NewServer(mux)
+	s.URL = s.srv.URL
+	t.Cleanup(func() {
+		close(s.done)
+		s.srv.Close()
+	})
+	return s
+}
+
+// Client returns an HTTP client that sends every request for a twilio.com
+// host (api.twilio.com, or an edge/region variant) to the fake instead.
+// Requests to any other host fail, so a test can never reach the network.
+func (s *Server) Client() *http.Client {
+	target, _ := url.Parse(s.URL)
+	return &http.Client{
+		Transport: rewriteTransport{target: target, base: s.srv.Client().Transport},
+		// Mirrors twilio-go's default client: redirects are answers.
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+}
+
+type rewriteTransport struct {
+	target *url.URL
+	base   http.RoundTripper
+}
+
+func (rt rewriteTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	host := req.URL.Hostname()
+	if host != "twilio.com" && !strings.HasSuffix(host, ".twilio.com") {
+		return nil, fmt.Errorf("twiliofake: refusing request to %s: only twilio.com hosts are faked", req.URL.Host)
+	}
+	// RoundTrippers must not modify the caller's request.
+	req = req.Clone(req.Context())
+	req.URL.Scheme = rt.target.Scheme
+	req.URL.Host = rt.target.Host
+	req.Host = rt.target.Host
+	return rt.base.RoundTrip(req)
+}
+
+// Messages returns every accepted message, oldest first.
+func (s *Server) Messages() []Message {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.msgs)
+}
+
+// MessagesTo returns the accepted messages sent to phone, oldest first.
+func (s *Server) MessagesTo(phone string) []Message {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []Message
+	for _, m := range s.msgs {
+		if m.To == phone {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// WaitFor waits until at least n messages were accepted and returns all of
+// them. It fails the test if that takes longer than timeout, so it must be
+// called from the test's goroutine.
+func (s *Server) WaitFor(t testing.TB, n int, timeout time.Duration) []Message {
+	t.Helper()
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	for {
+		s.mu.Lock()
+		if len(s.msgs) >= n {
+			msgs := slices.Clone(s.msgs)
+			s.mu.Unlock()
+			return msgs
+		}
+		added, got := s.added, len(s.msgs)
+		s.mu.Unlock()
+
+		select {
+		case <-added:
+		case <-deadline.C:
+			t.Fatalf("twiliofake: waited %v for %d messages, got %d", timeout, n, got)
+			return nil
+		}
+	}
+}
+
+// FailNext makes the next n authenticated requests fail with HTTP status
+// and Twilio error code twilioCode, e.g. FailNext(1, 400, 21211) for an
+// invalid number or FailNext(2, 503, 20500) for a brief outage.
+func (s *Server) FailNext(n int, status int, twilioCode int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.failN, s.failHTTP, s.failCode = n, status, twilioCode
+}
+
+// SetDown makes every request fail with HTTP status until SetUp.
+func (s *Server) SetDown(status int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.down = status
+}
+
+// SetUp ends an outage started by SetDown.
+func (s *Server) SetUp() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.down = 0
+}
+
+// SetDelay makes every answer wait d first. A client that gives up during
+// the wait (a timeout) leaves no message behind, as if the request never
+// reached Twilio.
+func (s *Server) SetDelay(d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.delay = d
+}
+
+// SetRateLimit answers 429 (code 20429) to requests beyond perSecond within
+// any one-second window. Zero or less removes the limit.
+func (s *Server) SetRateLimit(perSecond int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.perSec = max(perSecond, 0)
+	s.recent = nil
+}
+
+func (s *Server) createMessage(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	delay := s.delay
+	s.mu.Unlock()
+	if delay > 0 {
+		t := time.NewTimer(delay)
+		select {
+		case <-t.C:
+		case <-r.Context().Done():
+			t.Stop()
+			return
+		case <-s.done:
+			t.Stop()
+			return
+		}
+	}
+
+	user, pass, ok := r.BasicAuth()
+	if !ok || user != AccountSID || pass != AuthToken || r.PathValue("AccountSid") != AccountSID {
+		writeError(w, http.StatusUnauthorized, codeAuth, "Authenticate")
+		return
+	}
+	if err := r.ParseForm(); err != nil {
+		writeError(w, http.StatusBadRequest, 20001, "Invalid form body: "+err.Error())
+		return
+	}
+	m := Message{
+		To:             r.PostForm.Get("To"),
+		From:           r.PostForm.Get("From"),
+		Body:           r.PostForm.Get("Body"),
+		StatusCallback: r.PostForm.Get("StatusCallback"),
+	}
+
+	// Faults and the rate limit are decided under one lock so concurrent
+	// senders see an exact count of failures.
+	s.mu.Lock()
+	now := time.Now()
+	if status := s.down; status != 0 {
+		s.mu.Unlock()
+		writeError(w, status, codeFor(status), "Service unavailable")
+		return
+	}
+	if s.failN > 0 {
+		s.failN--
+		status, code := s.failHTTP, s.failCode
+		s.mu.Unlock()
+		writeError(w, status, code, "Injected failure")
+		return
+	}
+	if s.perSec > 0 {
+		s.recent = slices.DeleteFunc(s.recent, func(at time.Time) bool { return now.Sub(at) >= time.Second })
+		if len(s.recent) >= s.perSec {
+			s.mu.Unlock()
+			writeError(w, http.StatusTooManyRequests, codeRateLimit, "Too Many Requests")
+			return
+		}
+		s.recent = append(s.recent, now)
+	}
+	s.mu.Unlock()
+
+	switch {
+	case m.To == "":
+		writeError(w, http.StatusBadRequest, codeMissingTo, "A 'To' phone number is required.")
+		return
+	case !e164.MatchString(m.To):
+		writeError(w, http.StatusBadRequest, codeInvalidTo, fmt.Sprintf("The 'To' number %s is not a valid phone number.", m.To))
+		return
+	case m.From == "":
+		writeError(w, http.StatusBadRequest, codeMissingFrom, "A 'From' phone number is required.")
+		return
+	case m.Body == "":
+		writeError(w, http.StatusBadRequest, codeMissingBody, "Message body is required.")
+		return
+	}
+
+	m.SID = newSID("SM")
+	m.At = now
+	s.mu.Lock()
+	s.msgs = append(s.msgs, m)
+	close(s.added)
+	s.added = make(chan struct{})
+	s.mu.Unlock()
+
+	writeJSON(w, http.StatusCreated, messageResource(m))
+}
+
+// e164 is what Twilio accepts as a phone number: + and up to 15 digits.
+var e164 = regexp.MustCompile(`^\+[1-9][0-9]{1,14}$`)
+
+// messageResource is the JSON Twilio answers a created message with.
+func messageResource(m Message) map[string]any {
+	date := m.At.UTC().Format(time.RFC1123Z)
+	uri := "/2010-04-01/Accounts/" + AccountSID + "/Messages/" + m.SID
+	return map[string]any{
+		"account_sid":           AccountSID,
+		"api_version":           "2010-04-01",
+		"body":                  m.Body,
+		"date_created":          date,
+		"date_sent":             nil,
+		"date_updated":          date,
+		"direction":             "outbound-api",
+		"error_code":            nil,
+		"error_message":         nil,
+		"from":                  m.From,
+		"messaging_service_sid": nil,
+		"num_media":             "0",
+		"num_segments":          "1",
+		"price":                 nil,
+		"price_unit":            "USD",
+		"sid":                   m.SID,
+		"status":                "queued",
+		"subresource_uris":      map[string]string{"media": uri + "/Media.json"},
+		"to":                    m.To,
+		"uri":                   uri + ".json",
+	}
+}
+
+// writeError answers with Twilio's error body, which twilio-go decodes into
+// a *client.TwilioRestError.
+func writeError(w http.ResponseWriter, status, code int, message string) {
+	writeJSON(w, status, map[string]any{
+		"code":      code,
+		"message":   message,
+		"more_info": fmt.Sprintf("https://www.twilio.com/docs/errors/%d", code),
+		"status":    status,
+	})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func codeFor(status int) int {
+	if status == http.StatusTooManyRequests {
+		return codeRateLimit
+	}
+	return codeUnavailable
+}
+
+func newSID(prefix string) string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails
+	return prefix + hex.EncodeToString(b[:])
+}
+
+// Sign returns the X-Twilio-Signature Twilio would send when calling rawURL
+// with the form params: base64 of HMAC-SHA1, keyed with authToken, over rawURL
+// followed by each key (sorted) and its value. A key with several values
+// contributes each of them, sorted, as Twilio's own libraries do.
+func Sign(authToken, rawURL string, params url.Values) string {
+	keys := make([]string, 0, len(params))
+	for k := range params {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+
+	var b strings.Builder
+	b.WriteString(rawURL)
+	for _, k := range keys {
+		vals := slices.Sorted(slices.Values(params[k]))
+		for _, v := range vals {
+			b.WriteString(k)
+			b.WriteString(v)
+		}
+	}
+	mac := hmac.New(sha1.New, []byte(authToken))
+	mac.Write([]byte(b.String()))
+	return base64.StdEncoding.EncodeToString(mac.Sum(nil))
+}

@@ -1,0 +1,84 @@
+// Package storage holds the database plumbing shared by every capability:
+// one small query interface over PostgreSQL (pgx/v5 pgxpool) and embedded
+// SQLite, and the schema migrations that drive both.
+//
+// Stores in other packages write portable SQL against DB ($N placeholders,
+// ON CONFLICT, RETURNING, BIGINT unix-millisecond times, TEXT JSON), so one
+// implementation serves both databases and one contract suite tests both.
+package storage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// ErrNoRows is returned by Row.Scan when a query selected nothing, whichever
+// database is underneath.
+var ErrNoRows = errors.New("storage: no rows")
+
+// Querier runs statements. Both DB and Tx satisfy it, so store code can be
+// written once and run inside or outside a transaction.
+type Querier interface {
+	Exec(ctx context.Context, sql string, args ...any) (int64, error)
+	Query(ctx context.Context, sql string, args ...any) (Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) Row
+}
+
+// DB is a pool of connections to one database.
+type DB interface {
+	Querier
+	// InTx runs fn in a transaction and commits if fn returns nil. On SQLite
+	// the transaction takes the write lock at BEGIN, so write transactions
+	// never deadlock on lock upgrade.
+	InTx(ctx context.Context, fn func(Querier) error) error
+	// Ping reports whether the database answers; readiness uses it.
+	Ping(ctx context.Context) error
+	// Dialect is "postgres" or "sqlite".
+	Dialect() string
+	Close()
+}
+
+// Rows is the cursor of a multi-row query.
+type Rows interface {
+	Next() bool
+	Scan(dest ...any) error
+	Err() error
+	Close()
+}
+
+// Row is the result of a single-row query.
+type Row interface {
+	Scan(dest ...any) error
+}
+
+// Open connects to the database named by url: a postgres:// or postgresql://
+// URL selects PostgreSQL through pgxpool; an empty url selects the embedded
+// SQLite file shouwang.db under dataDir.
+func Open(ctx context.Context, url, dataDir string) (DB, error) {
+	switch {
+	case strings.HasPrefix(url, "postgres://"), strings.HasPrefix(url, "postgresql://"):
+		return openPostgres(ctx, url)
+	case url == "":
+		return openSQLite(ctx, dataDir)
+	case strings.HasPrefix(url, "sqlite:"):
+		return openSQLiteFile(ctx, strings.TrimPrefix(url, "sqlite:"))
+	default:
+		return nil, fmt.Errorf("database url %q: want postgres://… or sqlite:PATH", redactURL(url))
+	}
+}
+
+// redactURL hides a password in a connection URL before it reaches a log.
+func redactURL(u string) string {
+	at := strings.LastIndex(u, "@")
+	scheme := strings.Index(u, "://")
+	if at < 0 || scheme < 0 || at < scheme {
+		return u
+	}
+	userinfo := u[scheme+3 : at]
+	if i := strings.Index(userinfo, ":"); i >= 0 {
+		userinfo = userinfo[:i] + ":***"
+	}
+	return u[:scheme+3] + userinfo + u[at:]
+}

@@ -1,0 +1,56 @@
+package storage
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"fmt"
+	"io/fs"
+
+	"github.com/jackc/pgx/v5/stdlib"
+	"github.com/pressly/goose/v3"
+	"github.com/pressly/goose/v3/lock"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// Migrate applies every pending schema migration. The same SQL files drive
+// PostgreSQL and SQLite.
+func Migrate(ctx context.Context, db DB) error {
+	var (
+		sqlDB   *sql.DB
+		dialect goose.Dialect
+		opts    []goose.ProviderOption
+	)
+	switch d := db.(type) {
+	case *pgDB:
+		sqlDB = stdlib.OpenDBFromPool(d.pool)
+		defer sqlDB.Close()
+		dialect = goose.DialectPostgres
+		// Replicas starting together all run migrate; a session lock lets one
+		// apply while the others wait.
+		locker, err := lock.NewPostgresSessionLocker()
+		if err != nil {
+			return fmt.Errorf("migrate lock: %w", err)
+		}
+		opts = append(opts, goose.WithSessionLocker(locker))
+	case *sqliteDB:
+		sqlDB = d.db
+		dialect = goose.DialectSQLite3
+	default:
+		return fmt.Errorf("migrate: unknown database %T", db)
+	}
+	sub, err := fs.Sub(migrations, "migrations")
+	if err != nil {
+		return err
+	}
+	p, err := goose.NewProvider(dialect, sqlDB, sub, opts...)
+	if err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	if _, err := p.Up(ctx); err != nil {
+		return fmt.Errorf("migrate up: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,101 @@
+package storage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+type pgDB struct {
+	pool *pgxpool.Pool
+}
+
+func openPostgres(ctx context.Context, url string) (*pgDB, error) {
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, fmt.Errorf("parse database url %s: %w", redactURL(url), err)
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("connect postgres %s: %w", redactURL(url), err)
+	}
+	return &pgDB{pool: pool}, nil
+}
+
+func (d *pgDB) Dialect() string { return "postgres" }
+func (d *pgDB) Close()          { d.pool.Close() }
+
+func (d *pgDB) Ping(ctx context.Context) error { return d.pool.Ping(ctx) }
+
+func (d *pgDB) Exec(ctx context.Context, sql string, args ...any) (int64, error) {
+	return pgExec(ctx, d.pool, sql, args...)
+}
+
+func (d *pgDB) Query(ctx context.Context, sql string, args ...any) (Rows, error) {
+	return pgQuery(ctx, d.pool, sql, args...)
+}
+
+func (d *pgDB) QueryRow(ctx context.Context, sql string, args ...any) Row {
+	return pgRow{d.pool.QueryRow(ctx, sql, args...)}
+}
+
+func (d *pgDB) InTx(ctx context.Context, fn func(Querier) error) error {
+	return pgx.BeginFunc(ctx, d.pool, func(tx pgx.Tx) error {
+		return fn(pgTx{tx})
+	})
+}
+
+// pgConn is what pgxpool.Pool and pgx.Tx have in common.
+type pgConn interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+func pgExec(ctx context.Context, c pgConn, sql string, args ...any) (int64, error) {
+	tag, err := c.Exec(ctx, sql, args...)
+	if err != nil {
+		return 0, err
+	}
+	return tag.RowsAffected(), nil
+}
+
+func pgQuery(ctx context.Context, c pgConn, sql string, args ...any) (Rows, error) {
+	rows, err := c.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, err
+	}
+	return pgRows{rows}, nil
+}
+
+type pgTx struct{ tx pgx.Tx }
+
+func (t pgTx) Exec(ctx context.Context, sql string, args ...any) (int64, error) {
+	return pgExec(ctx, t.tx, sql, args...)
+}
+
+func (t pgTx) Query(ctx context.Context, sql string, args ...any) (Rows, error) {
+	return pgQuery(ctx, t.tx, sql, args...)
+}
+
+func (t pgTx) QueryRow(ctx context.Context, sql string, args ...any) Row {
+	return pgRow{t.tx.QueryRow(ctx, sql, args...)}
+}
+
+type pgRows struct{ pgx.Rows }
+
+func (r pgRows) Close() { r.Rows.Close() }
+
+type pgRow struct{ row pgx.Row }
+
+func (r pgRow) Scan(dest ...any) error {
+	err := r.row.Scan(dest...)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return ErrNoRows
+	}
+	return err
+}
