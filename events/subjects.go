@@ -36,6 +36,12 @@ func IncidentSubject(community, typ, event string) string {
 	return "incidents." + token(community) + "." + token(typ) + "." + token(event)
 }
 
+// IncidentEventFilter matches one event of every community and type, for
+// a consumer that serves all of them.
+func IncidentEventFilter(event string) string {
+	return "incidents.*.*." + token(event)
+}
+
 // SMSSendSubject carries "send outbox row <id>" to the SMS sender.
 func SMSSendSubject(community string) string {
 	if community == "" {
@@ -46,16 +52,16 @@ func SMSSendSubject(community string) string {
 
 // Subjects of the SMS stream that are not per community.
 const (
-	SMSInboundSubject = "sms.inbound"   // a reply from a phone
-	SMSFailedSubject  = "sms.failed"    // a text that will never arrive
-	SMSStatusSubject  = "sms.status"    // a delivery receipt
-	TimerSubjectWave  = "timers.wave"   // a dispatch wave ran out of time
-	deadLetterPrefix  = "deadletter."   // + durable name
-	alarmsWildcard    = "alarms.>"      // the whole alarms stream
-	incidentsWildcard = "incidents.>"   // the whole incidents stream
-	smsWildcard       = "sms.>"         // the whole SMS stream
-	timersWildcard    = "timers.>"      // the whole timers stream
-	deadWildcard      = "deadletter.>"  // the whole dead-letter stream
+	SMSInboundSubject = "sms.inbound"  // a reply from a phone
+	SMSFailedSubject  = "sms.failed"   // a text that will never arrive
+	SMSStatusSubject  = "sms.status"   // a delivery receipt
+	TimerSubjectWave  = "timers.wave"  // a dispatch wave ran out of time
+	deadLetterPrefix  = "deadletter."  // + durable name
+	alarmsWildcard    = "alarms.>"     // the whole alarms stream
+	incidentsWildcard = "incidents.>"  // the whole incidents stream
+	smsWildcard       = "sms.>"        // the whole SMS stream
+	timersWildcard    = "timers.>"     // the whole timers stream
+	deadWildcard      = "deadletter.>" // the whole dead-letter stream
 )
 
 // token makes s safe as one subject token: NATS subjects split on '.', and

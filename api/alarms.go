@@ -1,0 +1,45 @@
+package api
+
+import (
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/shouwang/shouwang/incidents"
+)
+
+// postAlarm takes a resident's press. It answers 202 only once JetStream
+// has stored the alarm; a retry with the same key gets the same alarm id.
+func (s *server) postAlarm(c *fiber.Ctx) error {
+	p, err := need(c, RoleResident)
+	if err != nil {
+		return err
+	}
+	if len(c.Body()) > alarmLimit {
+		return fieldError(fiber.StatusRequestEntityTooLarge, "body", "an alarm is at most 16 KiB")
+	}
+	var req incidents.AlarmRequest
+	if err := decodeJSON(c, &req, false); err != nil {
+		return err
+	}
+	a, err := incidents.NewAlarm(s.Tax, p.Community, p.Subject, req, s.Now())
+	if err != nil {
+		return err
+	}
+	if err := s.Submitter.Submit(c.UserContext(), a); err != nil {
+		s.Log.Warn("alarm not stored; client must retry", "alarm", a.ID, "err", err)
+		return err
+	}
+	return c.Status(fiber.StatusAccepted).JSON(fiber.Map{"alarm_id": a.ID, "status": "received"})
+}
+
+// getAlarm tells a resident what became of their press.
+func (s *server) getAlarm(c *fiber.Ctx) error {
+	p, err := need(c, RoleResident)
+	if err != nil {
+		return err
+	}
+	st, err := incidents.GetAlarm(c.UserContext(), s.DB, c.Params("id"), p.Community, p.Subject)
+	if err != nil {
+		return err
+	}
+	return c.JSON(st)
+}

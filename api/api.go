@@ -1,0 +1,179 @@
+// Package api is Shouwang's HTTP face: the JSON API (fiber v2), bearer-token
+// authentication and roles, and the Twilio webhooks.
+package api
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/shouwang/shouwang/events"
+	"github.com/shouwang/shouwang/incidents"
+	"github.com/shouwang/shouwang/responders"
+	"github.com/shouwang/shouwang/sms"
+	"github.com/shouwang/shouwang/storage"
+)
+
+// Deps are the parts the API stands on.
+type Deps struct {
+	DB         storage.DB
+	Bus        Bus
+	Tax        *events.Taxonomy
+	Registry   *responders.Registry
+	Dispatcher *responders.Dispatcher
+	Submitter  *incidents.Submitter
+	Tokens     *Tokens
+	Relay      *events.Relay
+	// DevSink is set when texts are recorded instead of sent.
+	DevSink *sms.DevSink
+	// TwilioAuthToken checks webhook signatures; empty refuses webhooks.
+	TwilioAuthToken string
+	// PublicURL is the base URL Twilio calls, used to check signatures
+	// behind a proxy. Empty means the URL the request arrived on.
+	PublicURL string
+	Log       *slog.Logger
+	Now       func() time.Time
+}
+
+// Bus is what the API needs from the event bus.
+type Bus interface {
+	Publish(ctx context.Context, m events.Message) error
+	Ready(ctx context.Context) error
+	DeadLetters(ctx context.Context, limit int) ([]events.DeadLetter, error)
+}
+
+type server struct {
+	Deps
+	tokens *Tokens
+}
+
+// Limits on request bodies. Alarms are small; the general limit leaves
+// room for registry documents.
+const (
+	bodyLimit  = 256 << 10
+	alarmLimit = 16 << 10
+)
+
+// New builds the fiber app.
+func New(d Deps) *fiber.App {
+	s := &server{Deps: d, tokens: d.Tokens}
+	app := fiber.New(fiber.Config{
+		// fiber reuses request buffers; strings kept past a handler must be copies.
+		Immutable:             true,
+		BodyLimit:             bodyLimit,
+		ErrorHandler:          errorHandler(d.Log),
+		DisableStartupMessage: true,
+		ReadTimeout:           15 * time.Second,
+		WriteTimeout:          15 * time.Second,
+		IdleTimeout:           60 * time.Second,
+	})
+	app.Get("/healthz", s.healthz)
+	app.Get("/readyz", s.readyz)
+
+	// Twilio authenticates itself by signature, not by token.
+	app.Post("/v1/webhooks/twilio/sms", s.twilioSMS)
+	app.Post("/v1/webhooks/twilio/status", s.twilioStatus)
+
+	v1 := app.Group("/v1", s.authenticate)
+	v1.Get("/taxonomy", s.taxonomy)
+	v1.Post("/tokens", s.createToken)
+	v1.Post("/alarms", s.postAlarm)
+	v1.Get("/alarms/:id", s.getAlarm)
+	v1.Get("/incidents", s.listIncidents)
+	v1.Get("/incidents/:id", s.getIncident)
+	v1.Post("/incidents/:id/resolve", s.resolveIncident)
+
+	v1.Post("/communities", s.createCommunity)
+	v1.Get("/communities", s.listCommunities)
+	v1.Get("/communities/:id", s.getCommunity)
+	v1.Patch("/communities/:id", s.patchCommunity)
+	v1.Post("/communities/:id/organisations", s.createOrganisation)
+	v1.Get("/communities/:id/organisations", s.listOrganisations)
+	v1.Get("/communities/:id/organisations/:org", s.getOrganisation)
+	v1.Patch("/communities/:id/organisations/:org", s.patchOrganisation)
+	v1.Post("/communities/:id/responders", s.createResponder)
+	v1.Get("/communities/:id/responders", s.listResponders)
+	v1.Get("/communities/:id/responders/:rid", s.getResponder)
+	v1.Patch("/communities/:id/responders/:rid", s.patchResponder)
+
+	v1.Get("/dev/sms", s.devSMS)
+	v1.Post("/dev/sms/inbound", s.devInbound)
+	v1.Get("/admin/deadletters", s.deadLetters)
+	return app
+}
+
+func (s *server) healthz(c *fiber.Ctx) error {
+	return c.JSON(fiber.Map{"status": "ok"})
+}
+
+// readyz says whether this replica can take alarms: the database and the
+// bus both answer.
+func (s *server) readyz(c *fiber.Ctx) error {
+	ctx, cancel := context.WithTimeout(c.UserContext(), 2*time.Second)
+	defer cancel()
+	checks := fiber.Map{"database": "ok", "nats": "ok"}
+	ok := true
+	if err := s.DB.Ping(ctx); err != nil {
+		checks["database"], ok = err.Error(), false
+	}
+	if err := s.Bus.Ready(ctx); err != nil {
+		checks["nats"], ok = err.Error(), false
+	}
+	if !ok {
+		c.Set(fiber.HeaderRetryAfter, "5")
+		return c.Status(fiber.StatusServiceUnavailable).JSON(fiber.Map{"status": "unavailable", "checks": checks})
+	}
+	return c.JSON(fiber.Map{"status": "ok", "checks": checks})
+}
+
+func (s *server) taxonomy(c *fiber.Ctx) error {
+	if _, err := need(c, RoleResident, RoleResponder, RoleDispatcher, RoleOrg, RoleAdmin); err != nil {
+		return err
+	}
+	type typeView struct {
+		Name          string       `json:"name"`
+		Label         events.Label `json:"label"`
+		Category      string       `json:"category"`
+		CategoryLabel events.Label `json:"category_label"`
+		Severity      string       `json:"severity"`
+		Skills        []string     `json:"skills"`
+		RadiusM       float64      `json:"correlation_radius_m"`
+		Window        string       `json:"correlation_window"`
+	}
+	out := []typeView{}
+	for _, n := range s.Tax.TypeNames() {
+		it, _ := s.Tax.Type(n)
+		out = append(out, typeView{Name: n, Label: it.Label, Category: it.Category, CategoryLabel: s.Tax.Categories[it.Category],
+			Severity: it.Severity.Label(), Skills: it.Skills, RadiusM: it.Correlation.RadiusM, Window: it.Correlation.Window.String()})
+	}
+	return c.JSON(fiber.Map{"types": out})
+}
+
+// decodeJSON reads a JSON body into v. strict refuses unknown fields, so a
+// typo in an admin's document is an error, not silently ignored.
+func decodeJSON(c *fiber.Ctx, v any, strict bool) error {
+	if ct := c.Get(fiber.HeaderContentType); !strings.HasPrefix(strings.ToLower(ct), fiber.MIMEApplicationJSON) {
+		return fieldError(fiber.StatusUnsupportedMediaType, "content-type", "send application/json")
+	}
+	dec := json.NewDecoder(bytes.NewReader(c.Body()))
+	if strict {
+		dec.DisallowUnknownFields()
+	}
+	if err := dec.Decode(v); err != nil {
+		var typeErr *json.UnmarshalTypeError
+		if errors.As(err, &typeErr) && typeErr.Field != "" {
+			return fieldError(fiber.StatusBadRequest, typeErr.Field, "wrong type: want "+typeErr.Type.String())
+		}
+		return fieldError(fiber.StatusBadRequest, "body", "not valid JSON: "+err.Error())
+	}
+	if dec.More() {
+		return fieldError(fiber.StatusBadRequest, "body", "one JSON object expected")
+	}
+	return nil
+}

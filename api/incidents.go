@@ -1,0 +1,126 @@
+package api
+
+import (
+	"fmt"
+	"strconv"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/shouwang/shouwang/errdefs"
+	"github.com/shouwang/shouwang/events"
+	"github.com/shouwang/shouwang/incidents"
+	"github.com/shouwang/shouwang/responders"
+)
+
+type incidentView struct {
+	incidents.Incident
+	Severity      string             `json:"severity"`
+	TypeLabel     events.Label       `json:"type_label"`
+	CategoryLabel events.Label       `json:"category_label"`
+	Offers        []responders.Offer `json:"offers,omitempty"`
+	Timeline      []incidents.Entry  `json:"timeline,omitempty"`
+}
+
+func (s *server) view(in incidents.Incident) incidentView {
+	it, _ := s.Tax.Type(in.Type)
+	return incidentView{Incident: in, Severity: in.Severity.Label(), TypeLabel: it.Label, CategoryLabel: s.Tax.Categories[in.Category]}
+}
+
+// canSee decides whether p may read an incident. Residents see the
+// incidents they reported; everyone else sees their own community's.
+func (s *server) canSee(c *fiber.Ctx, p Principal, in incidents.Incident) error {
+	switch {
+	case p.Role == RoleAdmin:
+		return nil
+	case p.Role == RoleResident && p.Community == in.Community:
+		ok, err := incidents.ReportedBy(c.UserContext(), s.DB, in.ID, p.Community, p.Subject)
+		if err != nil {
+			return err
+		}
+		if ok {
+			return nil
+		}
+	case (p.Role == RoleDispatcher || p.Role == RoleOrg || p.Role == RoleResponder) && p.Community == in.Community:
+		return nil
+	}
+	return fmt.Errorf("incident %s: %w", in.ID, errdefs.ErrNotFound)
+}
+
+func (s *server) getIncident(c *fiber.Ctx) error {
+	p, err := need(c, RoleResident, RoleResponder, RoleDispatcher, RoleOrg, RoleAdmin)
+	if err != nil {
+		return err
+	}
+	ctx := c.UserContext()
+	in, err := incidents.Get(ctx, s.DB, c.Params("id"))
+	if err != nil {
+		return err
+	}
+	if err := s.canSee(c, p, in); err != nil {
+		return err
+	}
+	v := s.view(in)
+	if v.Offers, err = s.Dispatcher.Offers(ctx, in.ID); err != nil {
+		return err
+	}
+	if v.Timeline, err = incidents.Timeline(ctx, s.DB, in.ID); err != nil {
+		return err
+	}
+	return c.JSON(v)
+}
+
+func (s *server) listIncidents(c *fiber.Ctx) error {
+	p, err := need(c, RoleResident, RoleDispatcher, RoleOrg, RoleAdmin)
+	if err != nil {
+		return err
+	}
+	f := incidents.Filter{Status: c.Query("status"), Community: c.Query("community")}
+	if f.Status != "" && !incidents.ValidStatus(f.Status) {
+		return fieldError(fiber.StatusBadRequest, "status", "one of open, responding, escalated, resolved, active")
+	}
+	if l := c.Query("limit"); l != "" {
+		n, err := strconv.Atoi(l)
+		if err != nil || n < 1 || n > 500 {
+			return fieldError(fiber.StatusBadRequest, "limit", "a number from 1 to 500")
+		}
+		f.Limit = n
+	}
+	if p.Role != RoleAdmin {
+		if f.Community != "" && f.Community != p.Community {
+			return fmt.Errorf("community %s: %w", f.Community, errdefs.ErrNotFound)
+		}
+		f.Community = p.Community
+	}
+	if p.Role == RoleResident {
+		f.Resident = p.Subject
+	}
+	list, err := incidents.List(c.UserContext(), s.DB, f)
+	if err != nil {
+		return err
+	}
+	out := make([]incidentView, len(list))
+	for i, in := range list {
+		out[i] = s.view(in)
+	}
+	return c.JSON(fiber.Map{"incidents": out})
+}
+
+func (s *server) resolveIncident(c *fiber.Ctx) error {
+	p, err := need(c, RoleDispatcher, RoleAdmin)
+	if err != nil {
+		return err
+	}
+	ctx := c.UserContext()
+	in, err := incidents.Get(ctx, s.DB, c.Params("id"))
+	if err != nil {
+		return err
+	}
+	if !p.In(in.Community) {
+		return fmt.Errorf("incident %s: %w", in.ID, errdefs.ErrNotFound)
+	}
+	in, err = s.Dispatcher.Resolve(ctx, in.ID, p.String())
+	if err != nil {
+		return err
+	}
+	return c.JSON(s.view(in))
+}

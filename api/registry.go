@@ -1,0 +1,291 @@
+package api
+
+import (
+	"fmt"
+	"strconv"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/shouwang/shouwang/errdefs"
+	"github.com/shouwang/shouwang/responders"
+)
+
+func (s *server) createCommunity(c *fiber.Ctx) error {
+	if _, err := need(c, RoleAdmin); err != nil {
+		return err
+	}
+	var in responders.Community
+	if err := decodeJSON(c, &in, true); err != nil {
+		return err
+	}
+	out, err := s.Registry.CreateCommunity(c.UserContext(), in)
+	if err != nil {
+		return err
+	}
+	return c.Status(fiber.StatusCreated).JSON(out)
+}
+
+func (s *server) listCommunities(c *fiber.Ctx) error {
+	p, err := need(c, RoleAdmin, RoleDispatcher, RoleOrg, RoleResponder, RoleResident)
+	if err != nil {
+		return err
+	}
+	if p.Role != RoleAdmin {
+		one, err := s.Registry.GetCommunity(c.UserContext(), p.Community)
+		if err != nil {
+			return err
+		}
+		return c.JSON(fiber.Map{"communities": []responders.Community{one}})
+	}
+	all, err := s.Registry.ListCommunities(c.UserContext())
+	if err != nil {
+		return err
+	}
+	return c.JSON(fiber.Map{"communities": all})
+}
+
+func (s *server) getCommunity(c *fiber.Ctx) error {
+	id := c.Params("id")
+	if _, err := needIn(c, id, RoleAdmin, RoleDispatcher, RoleOrg, RoleResponder, RoleResident); err != nil {
+		return err
+	}
+	out, err := s.Registry.GetCommunity(c.UserContext(), id)
+	if err != nil {
+		return err
+	}
+	return c.JSON(out)
+}
+
+func (s *server) patchCommunity(c *fiber.Ctx) error {
+	id := c.Params("id")
+	if _, err := needIn(c, id, RoleAdmin, RoleDispatcher); err != nil {
+		return err
+	}
+	var patch responders.CommunityPatch
+	if err := decodeJSON(c, &patch, true); err != nil {
+		return err
+	}
+	out, err := s.Registry.UpdateCommunity(c.UserContext(), id, patch)
+	if err != nil {
+		return err
+	}
+	return c.JSON(out)
+}
+
+func (s *server) createOrganisation(c *fiber.Ctx) error {
+	id := c.Params("id")
+	if _, err := needIn(c, id, RoleAdmin, RoleDispatcher); err != nil {
+		return err
+	}
+	var in responders.Organisation
+	if err := decodeJSON(c, &in, true); err != nil {
+		return err
+	}
+	if in.Community != "" && in.Community != id {
+		return errdefs.Invalid("community", "must match the community in the path")
+	}
+	in.Community = id
+	out, err := s.Registry.CreateOrganisation(c.UserContext(), in)
+	if err != nil {
+		return err
+	}
+	return c.Status(fiber.StatusCreated).JSON(out)
+}
+
+func (s *server) listOrganisations(c *fiber.Ctx) error {
+	id := c.Params("id")
+	if _, err := needIn(c, id, RoleAdmin, RoleDispatcher, RoleOrg); err != nil {
+		return err
+	}
+	out, err := s.Registry.ListOrganisations(c.UserContext(), id, c.Query("kind"))
+	if err != nil {
+		return err
+	}
+	return c.JSON(fiber.Map{"organisations": out})
+}
+
+func (s *server) getOrganisation(c *fiber.Ctx) error {
+	id := c.Params("id")
+	if _, err := needIn(c, id, RoleAdmin, RoleDispatcher, RoleOrg); err != nil {
+		return err
+	}
+	out, err := s.Registry.GetOrganisation(c.UserContext(), id, c.Params("org"))
+	if err != nil {
+		return err
+	}
+	return c.JSON(out)
+}
+
+func (s *server) patchOrganisation(c *fiber.Ctx) error {
+	id := c.Params("id")
+	if _, err := needIn(c, id, RoleAdmin, RoleDispatcher); err != nil {
+		return err
+	}
+	var patch responders.OrganisationPatch
+	if err := decodeJSON(c, &patch, true); err != nil {
+		return err
+	}
+	out, err := s.Registry.UpdateOrganisation(c.UserContext(), id, c.Params("org"), patch)
+	if err != nil {
+		return err
+	}
+	return c.JSON(out)
+}
+
+func (s *server) createResponder(c *fiber.Ctx) error {
+	id := c.Params("id")
+	if _, err := needIn(c, id, RoleAdmin, RoleDispatcher); err != nil {
+		return err
+	}
+	in := responders.Responder{Available: true}
+	if err := decodeJSON(c, &in, true); err != nil {
+		return err
+	}
+	if in.Community != "" && in.Community != id {
+		return errdefs.Invalid("community", "must match the community in the path")
+	}
+	in.Community = id
+	out, err := s.Registry.CreateResponder(c.UserContext(), in)
+	if err != nil {
+		return err
+	}
+	return c.Status(fiber.StatusCreated).JSON(out)
+}
+
+func (s *server) listResponders(c *fiber.Ctx) error {
+	id := c.Params("id")
+	if _, err := needIn(c, id, RoleAdmin, RoleDispatcher); err != nil {
+		return err
+	}
+	limit, _ := strconv.Atoi(c.Query("limit", "200"))
+	offset, _ := strconv.Atoi(c.Query("offset", "0"))
+	out, err := s.Registry.ListResponders(c.UserContext(), id, limit, offset)
+	if err != nil {
+		return err
+	}
+	return c.JSON(fiber.Map{"responders": out})
+}
+
+// selfOrManager lets a responder act on their own record, and dispatchers
+// and admins on any in their community.
+func selfOrManager(c *fiber.Ctx, community, responder string) (Principal, error) {
+	p, err := needIn(c, community, RoleAdmin, RoleDispatcher, RoleResponder)
+	if err != nil {
+		return p, err
+	}
+	if p.Role == RoleResponder && p.Subject != responder {
+		return p, fmt.Errorf("responder %s: %w", responder, errdefs.ErrNotFound)
+	}
+	return p, nil
+}
+
+func (s *server) getResponder(c *fiber.Ctx) error {
+	id, rid := c.Params("id"), c.Params("rid")
+	if _, err := selfOrManager(c, id, rid); err != nil {
+		return err
+	}
+	out, err := s.Registry.GetResponder(c.UserContext(), id, rid)
+	if err != nil {
+		return err
+	}
+	return c.JSON(out)
+}
+
+func (s *server) patchResponder(c *fiber.Ctx) error {
+	id, rid := c.Params("id"), c.Params("rid")
+	p, err := selfOrManager(c, id, rid)
+	if err != nil {
+		return err
+	}
+	var patch responders.ResponderPatch
+	if err := decodeJSON(c, &patch, true); err != nil {
+		return err
+	}
+	if p.Role == RoleResponder {
+		// Responders say where they are and whether they can come; their
+		// skills and certificates are vouched for by the center.
+		if patch.Name != nil || patch.Phone != nil || patch.Skills != nil || patch.Certificates != nil ||
+			patch.PartyMember != nil || patch.Kind != nil || patch.Team != nil {
+			return fmt.Errorf("a responder may change only available, location and locale: %w", errdefs.ErrForbidden)
+		}
+	}
+	out, err := s.Registry.UpdateResponder(c.UserContext(), id, rid, patch)
+	if err != nil {
+		return err
+	}
+	return c.JSON(out)
+}
+
+type tokenRequest struct {
+	Role      string `json:"role"`
+	Community string `json:"community"`
+	Subject   string `json:"subject"`
+}
+
+// createToken issues a bearer token. Admins issue any; a dispatcher issues
+// tokens for their own community, never admin ones.
+func (s *server) createToken(c *fiber.Ctx) error {
+	p, err := need(c, RoleAdmin, RoleDispatcher)
+	if err != nil {
+		return err
+	}
+	var req tokenRequest
+	if err := decodeJSON(c, &req, true); err != nil {
+		return err
+	}
+	verr := &errdefs.ValidationError{}
+	switch req.Role {
+	case RoleAdmin:
+		if req.Community != "" {
+			verr.Add("community", "admin tokens belong to no community")
+		}
+	case RoleResident, RoleResponder, RoleDispatcher, RoleOrg:
+		if req.Community == "" {
+			verr.Add("community", "required")
+		}
+		if req.Subject == "" && req.Role != RoleDispatcher {
+			verr.Add("subject", "required: who the token is for (resident id, responder id, organisation id)")
+		}
+	default:
+		verr.Add("role", "one of resident, responder, dispatcher, org, admin")
+	}
+	if len(req.Subject) > 128 {
+		verr.Add("subject", "at most 128 characters")
+	}
+	if err := verr.OrNil(); err != nil {
+		return err
+	}
+	if p.Role == RoleDispatcher && (req.Role == RoleAdmin || req.Community != p.Community) {
+		return fmt.Errorf("a dispatcher issues tokens only for their own community: %w", errdefs.ErrForbidden)
+	}
+	ctx := c.UserContext()
+	if req.Community != "" {
+		if _, err := s.Registry.GetCommunity(ctx, req.Community); err != nil {
+			return errdefs.Invalid("community", "no community "+req.Community)
+		}
+	}
+	if err := s.checkSubject(c, req); err != nil {
+		return err
+	}
+	token, err := s.tokens.Issue(ctx, Principal{Role: req.Role, Community: req.Community, Subject: req.Subject}, p.String())
+	if err != nil {
+		return err
+	}
+	return c.Status(fiber.StatusCreated).JSON(fiber.Map{"token": token, "role": req.Role, "community": req.Community, "subject": req.Subject})
+}
+
+// checkSubject makes sure responder and org tokens name someone who exists.
+func (s *server) checkSubject(c *fiber.Ctx, req tokenRequest) error {
+	ctx := c.UserContext()
+	switch req.Role {
+	case RoleResponder:
+		if _, err := s.Registry.GetResponder(ctx, req.Community, req.Subject); err != nil {
+			return errdefs.Invalid("subject", "no responder "+req.Subject+" in "+req.Community)
+		}
+	case RoleOrg:
+		if _, err := s.Registry.GetOrganisation(ctx, req.Community, req.Subject); err != nil {
+			return errdefs.Invalid("subject", "no organisation "+req.Subject+" in "+req.Community)
+		}
+	}
+	return nil
+}

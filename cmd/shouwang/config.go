@@ -1,0 +1,91 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"net/http"
+	"os"
+	"strconv"
+	"time"
+)
+
+// Config is everything serve needs, from flags and SHOUWANG_* variables
+// (flags win). The README has the table.
+type Config struct {
+	HTTPAddr     string
+	DataDir      string
+	DatabaseURL  string
+	NATSURL      string
+	NATSReplicas int
+	AdminToken   string
+	PublicURL    string
+	WaveTimeout  time.Duration
+	SMSRate      float64
+	LogFormat    string
+	Demo         bool
+
+	TwilioAccountSID string
+	TwilioAuthToken  string
+	TwilioFrom       string
+	// TwilioHTTPClient lets tests point the real twilio-go client at a fake.
+	TwilioHTTPClient *http.Client
+}
+
+func env(name, def string) string {
+	if v, ok := os.LookupEnv(name); ok && v != "" {
+		return v
+	}
+	return def
+}
+
+// parseConfig reads flags for a subcommand over the environment.
+func parseConfig(name string, args []string) (Config, error) {
+	var c Config
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.StringVar(&c.HTTPAddr, "http-addr", env("SHOUWANG_HTTP_ADDR", "127.0.0.1:8080"), "address the HTTP API listens on")
+	fs.StringVar(&c.DataDir, "data-dir", env("SHOUWANG_DATA_DIR", "./data"), "directory for the embedded database and JetStream files")
+	fs.StringVar(&c.DatabaseURL, "database-url", env("SHOUWANG_DATABASE_URL", ""), "postgres:// URL; empty uses embedded SQLite")
+	fs.StringVar(&c.NATSURL, "nats-url", env("SHOUWANG_NATS_URL", ""), "external NATS URL(s); empty embeds NATS in-process")
+	replicas, err := strconv.Atoi(env("SHOUWANG_NATS_REPLICAS", "1"))
+	if err != nil {
+		return c, fmt.Errorf("SHOUWANG_NATS_REPLICAS: %w", err)
+	}
+	fs.IntVar(&c.NATSReplicas, "nats-replicas", replicas, "replicas of each JetStream stream (3 on a cluster)")
+	fs.StringVar(&c.PublicURL, "public-url", env("SHOUWANG_PUBLIC_URL", ""), "base URL Twilio calls back (checks webhook signatures)")
+	wave, err := time.ParseDuration(env("SHOUWANG_WAVE_TIMEOUT", "60s"))
+	if err != nil {
+		return c, fmt.Errorf("SHOUWANG_WAVE_TIMEOUT: %w", err)
+	}
+	fs.DurationVar(&c.WaveTimeout, "wave-timeout", wave, "how long a wave of offers waits for an acceptance")
+	rate, err := strconv.ParseFloat(env("SHOUWANG_SMS_RATE", "20"), 64)
+	if err != nil {
+		return c, fmt.Errorf("SHOUWANG_SMS_RATE: %w", err)
+	}
+	fs.Float64Var(&c.SMSRate, "sms-rate", rate, "texts per second handed to the provider, per replica")
+	fs.StringVar(&c.LogFormat, "log-format", env("SHOUWANG_LOG_FORMAT", "text"), "text or json")
+	if name == "serve" {
+		fs.BoolVar(&c.Demo, "demo", false, "load a demo community and print ready tokens")
+	}
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	c.AdminToken = os.Getenv("SHOUWANG_ADMIN_TOKEN")
+	c.TwilioAccountSID = os.Getenv("TWILIO_ACCOUNT_SID")
+	c.TwilioAuthToken = os.Getenv("TWILIO_AUTH_TOKEN")
+	c.TwilioFrom = os.Getenv("TWILIO_FROM")
+	if c.WaveTimeout < time.Second {
+		return c, fmt.Errorf("--wave-timeout %s: at least 1s", c.WaveTimeout)
+	}
+	if c.SMSRate <= 0 {
+		return c, fmt.Errorf("--sms-rate must be positive")
+	}
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		return c, fmt.Errorf("--log-format %q: text or json", c.LogFormat)
+	}
+	return c, nil
+}
+
+// twilioConfigured reports whether real texts go out.
+func (c Config) twilioConfigured() bool {
+	return c.TwilioAccountSID != "" && c.TwilioAuthToken != "" && c.TwilioFrom != ""
+}

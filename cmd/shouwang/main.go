@@ -1,0 +1,145 @@
+// Command shouwang runs the Shouwang service and its tools.
+//
+//	shouwang serve [--demo]   run everything (embedded NATS and SQLite by default)
+//	shouwang migrate          apply database migrations
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	_ "time/tzdata" // Asia/Shanghai must work in a bare container
+
+	"github.com/shouwang/shouwang/storage"
+)
+
+const usage = `shouwang — community emergency coordination (守望)
+
+usage:
+  shouwang serve [flags]     run the service; --demo loads a demo community
+  shouwang migrate [flags]   apply database migrations and exit
+
+Run "shouwang serve -h" for the flags; every flag also has a SHOUWANG_* variable.
+`
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprint(os.Stderr, usage)
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	var err error
+	switch cmd := os.Args[1]; cmd {
+	case "serve":
+		err = serveCmd(ctx, os.Args[2:])
+	case "migrate":
+		err = migrateCmd(ctx, os.Args[2:])
+	case "-h", "--help", "help":
+		fmt.Print(usage)
+	default:
+		fmt.Fprintf(os.Stderr, "unknown command %q\n\n%s", cmd, usage)
+		os.Exit(2)
+	}
+	if errors.Is(err, flag.ErrHelp) {
+		return
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "shouwang:", err)
+		os.Exit(1)
+	}
+}
+
+func newLogger(format string) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: slog.LevelInfo}
+	if format == "json" {
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts))
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, opts))
+}
+
+func serveCmd(ctx context.Context, args []string) error {
+	cfg, err := parseConfig("serve", args)
+	if err != nil {
+		return err
+	}
+	log := newLogger(cfg.LogFormat)
+	svc, err := Start(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	if cfg.Demo {
+		if err := seedDemo(ctx, svc, os.Stdout); err != nil {
+			svc.Close(context.Background())
+			return fmt.Errorf("demo: %w", err)
+		}
+	}
+	log.Info("shouwang serving", "addr", svc.Addr, "store", svc.DB.Dialect(), "nats", natsLabel(cfg), "sms", smsLabel(cfg))
+	<-ctx.Done()
+	log.Info("shutting down")
+	shutdown, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	return svc.Close(shutdown)
+}
+
+func migrateCmd(ctx context.Context, args []string) error {
+	cfg, err := parseConfig("migrate", args)
+	if err != nil {
+		return err
+	}
+	db, err := storage.Open(ctx, cfg.DatabaseURL, cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	if err := storage.Migrate(ctx, db); err != nil {
+		return err
+	}
+	where := cfg.DatabaseURL
+	if where == "" {
+		where = filepath.Join(cfg.DataDir, "shouwang.db")
+	}
+	fmt.Printf("migrated %s database (%s)\n", db.Dialect(), redact(where))
+	return nil
+}
+
+func natsLabel(c Config) string {
+	if c.NATSURL == "" {
+		return "embedded"
+	}
+	return redact(c.NATSURL)
+}
+
+func smsLabel(c Config) string {
+	if c.twilioConfigured() {
+		return "twilio"
+	}
+	return "dev-sink"
+}
+
+// redact hides credentials in a URL for logs.
+func redact(u string) string {
+	for i := 0; i+3 <= len(u); i++ {
+		if u[i:i+3] == "://" {
+			rest := u[i+3:]
+			for j := 0; j < len(rest); j++ {
+				if rest[j] == '@' {
+					return u[:i+3] + "***" + rest[j:]
+				}
+				if rest[j] == '/' {
+					break
+				}
+			}
+			break
+		}
+	}
+	return u
+}

@@ -1,0 +1,166 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"golang.org/x/time/rate"
+
+	"github.com/shouwang/shouwang/api"
+	"github.com/shouwang/shouwang/events"
+	"github.com/shouwang/shouwang/incidents"
+	"github.com/shouwang/shouwang/responders"
+	"github.com/shouwang/shouwang/sms"
+	"github.com/shouwang/shouwang/storage"
+)
+
+// Service is one running replica: stores, bus, handlers and HTTP.
+type Service struct {
+	Addr       string
+	DB         storage.DB
+	Bus        *events.Bus
+	Registry   *responders.Registry
+	Dispatcher *responders.Dispatcher
+	Tokens     *api.Tokens
+	DevSink    *sms.DevSink
+
+	log     *slog.Logger
+	app     *fiber.App
+	subs    []*events.Subscription
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+	closeMu sync.Once
+}
+
+// Start wires and starts everything; Close stops it gracefully.
+func Start(ctx context.Context, cfg Config, log *slog.Logger) (svc *Service, err error) {
+	now := time.Now
+	tax := events.DefaultTaxonomy()
+	s := &Service{log: log}
+	defer func() {
+		if err != nil {
+			s.Close(context.Background())
+		}
+	}()
+
+	if s.DB, err = storage.Open(ctx, cfg.DatabaseURL, cfg.DataDir); err != nil {
+		return nil, err
+	}
+	if err = storage.Migrate(ctx, s.DB); err != nil {
+		return nil, err
+	}
+	if s.Bus, err = events.Connect(ctx, events.BusConfig{
+		URL: cfg.NATSURL, StoreDir: filepath.Join(cfg.DataDir, "jetstream"), Replicas: cfg.NATSReplicas, Logger: log,
+	}); err != nil {
+		return nil, err
+	}
+	relay := events.NewRelay(s.DB, s.Bus, log)
+
+	var provider sms.Provider
+	if cfg.twilioConfigured() {
+		var opts []sms.TwilioOption
+		if cfg.TwilioHTTPClient != nil {
+			opts = append(opts, sms.WithHTTPClient(cfg.TwilioHTTPClient))
+		}
+		provider = sms.NewTwilio(cfg.TwilioAccountSID, cfg.TwilioAuthToken, cfg.TwilioFrom, opts...)
+	} else {
+		s.DevSink = &sms.DevSink{DB: s.DB, Now: now}
+		provider = s.DevSink
+	}
+	statusCallback := ""
+	if cfg.PublicURL != "" {
+		statusCallback = strings.TrimRight(cfg.PublicURL, "/") + "/v1/webhooks/twilio/status"
+	}
+
+	s.Registry = &responders.Registry{DB: s.DB, Tax: tax, Now: now}
+	s.Dispatcher = &responders.Dispatcher{DB: s.DB, Tax: tax, Relay: relay, Log: log, Now: now, WaveTimeout: cfg.WaveTimeout}
+	s.Tokens = &api.Tokens{DB: s.DB, AdminHash: api.AdminHash(cfg.AdminToken), Now: now}
+	intake := &incidents.Intake{DB: s.DB, Tax: tax, Relay: relay, Log: log, Now: now}
+	sender := &sms.Sender{DB: s.DB, Provider: provider, Relay: relay, Log: log, Now: now,
+		Limiter: rate.NewLimiter(rate.Limit(cfg.SMSRate), max(1, int(cfg.SMSRate))), StatusCallback: statusCallback}
+
+	runCtx, cancel := context.WithCancel(context.Background())
+	s.cancel = cancel
+	for _, c := range []struct {
+		spec    events.ConsumerSpec
+		handler events.Handler
+	}{
+		{events.ConsumerSpec{Stream: events.StreamAlarms, Durable: "intake", Workers: 4}, intake.Handle},
+		{events.ConsumerSpec{Stream: events.StreamIncidents, Durable: "dispatch", Workers: 4,
+			Filters: []string{events.IncidentEventFilter(events.IncidentOpened)}}, s.Dispatcher.HandleIncident},
+		{events.ConsumerSpec{Stream: events.StreamTimers, Durable: "wave-timers", Workers: 4,
+			Filters: []string{events.TimerSubjectWave}}, s.Dispatcher.HandleTimer},
+		{events.ConsumerSpec{Stream: events.StreamSMS, Durable: "replies", Workers: 2,
+			Filters: []string{events.SMSInboundSubject}}, s.Dispatcher.HandleReply},
+		{events.ConsumerSpec{Stream: events.StreamSMS, Durable: "offer-failover", Workers: 2,
+			Filters: []string{events.SMSFailedSubject}}, s.Dispatcher.HandleFailed},
+		// A provider outage must not drop texts: retry for about half an hour.
+		{events.ConsumerSpec{Stream: events.StreamSMS, Durable: "sms-sender", Workers: 8, MaxTries: 70,
+			Filters: []string{"sms.send.>"}}, sender.Handle},
+	} {
+		sub, err := s.Bus.Consume(runCtx, c.spec, c.handler)
+		if err != nil {
+			return nil, err
+		}
+		s.subs = append(s.subs, sub)
+	}
+	s.wg.Add(1)
+	go func() { defer s.wg.Done(); relay.Run(runCtx, time.Second) }()
+
+	s.app = api.New(api.Deps{
+		DB: s.DB, Bus: s.Bus, Tax: tax, Registry: s.Registry, Dispatcher: s.Dispatcher,
+		Submitter: &incidents.Submitter{Bus: s.Bus, Tax: tax}, Tokens: s.Tokens, Relay: relay, DevSink: s.DevSink,
+		TwilioAuthToken: cfg.TwilioAuthToken, PublicURL: cfg.PublicURL, Log: log, Now: now,
+	})
+	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", cfg.HTTPAddr, err)
+	}
+	s.Addr = ln.Addr().String()
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		if err := s.app.Listener(ln); err != nil && !errors.Is(err, net.ErrClosed) {
+			log.Error("http server stopped", "err", err)
+		}
+	}()
+	return s, nil
+}
+
+// Close stops taking requests, lets handlers in flight finish, then closes
+// the bus and the database.
+func (s *Service) Close(ctx context.Context) error {
+	var err error
+	s.closeMu.Do(func() {
+		if s.app != nil {
+			deadline, ok := ctx.Deadline()
+			timeout := 10 * time.Second
+			if ok {
+				timeout = time.Until(deadline)
+			}
+			err = s.app.ShutdownWithTimeout(timeout)
+		}
+		for _, sub := range s.subs {
+			sub.Stop()
+		}
+		if s.cancel != nil {
+			s.cancel()
+		}
+		s.wg.Wait()
+		if s.Bus != nil {
+			s.Bus.Close()
+		}
+		if s.DB != nil {
+			s.DB.Close()
+		}
+	})
+	return err
+}
