@@ -92,6 +92,11 @@ func startEmbedded(dir string) (*server.Server, error) {
 		StoreDir:   dir,
 		DontListen: true,
 		NoSigs:     true,
+		// A 202 promises the alarm survives a crash. The file store otherwise
+		// acknowledges messages it still holds in memory, and kill -9 loses
+		// them (a test proved it); a single embedded node has no replicas to
+		// fall back on.
+		SyncAlways: true,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("embedded nats: %w", err)
@@ -227,7 +232,10 @@ type ConsumerSpec struct {
 	Workers int
 	// MaxTries before a failing message goes to the dead letters.
 	MaxTries int
-	// AckWait is how long a handler may take before redelivery.
+	// AckWait is how long a message may go without an ack or a heartbeat
+	// before another worker gets it. Handlers heartbeat while they work, so
+	// this bounds how long a crashed replica's messages wait, not how long a
+	// handler may run.
 	AckWait time.Duration
 }
 
@@ -253,7 +261,7 @@ func (b *Bus) Consume(ctx context.Context, spec ConsumerSpec, h Handler) (*Subsc
 		spec.MaxTries = 8
 	}
 	if spec.AckWait <= 0 {
-		spec.AckWait = 30 * time.Second
+		spec.AckWait = 5 * time.Second
 	}
 	cons, err := b.js.CreateOrUpdateConsumer(ctx, spec.Stream, jetstream.ConsumerConfig{
 		Durable:        spec.Durable,

@@ -181,7 +181,7 @@ func (d *Dispatcher) startWave(ctx context.Context, q storage.Querier, in incide
 		staged = append(staged, tm)
 		return staged, incidents.Save(ctx, q, in)
 	}
-	msgs, err := d.escalate(ctx, q, in, now)
+	msgs, err := d.escalate(ctx, q, &in, now)
 	if err != nil {
 		return nil, err
 	}
@@ -263,15 +263,15 @@ func formatDistance(m float64, locale string) string {
 	case m >= 1000:
 		return fmt.Sprintf("%.1f公里", m/1000)
 	case en:
-		return fmt.Sprintf("%d m", int(m))
+		return fmt.Sprintf("%.0f m", m)
 	default:
-		return fmt.Sprintf("%d米", int(m))
+		return fmt.Sprintf("%.0f米", m)
 	}
 }
 
 // escalate texts the community's emergency center: nobody (or not enough
-// people) accepted after every wave.
-func (d *Dispatcher) escalate(ctx context.Context, q storage.Querier, in incidents.Incident, now time.Time) ([]events.Message, error) {
+// people) accepted after every wave. The caller saves in.
+func (d *Dispatcher) escalate(ctx context.Context, q storage.Querier, in *incidents.Incident, now time.Time) ([]events.Message, error) {
 	it, _ := d.Tax.Type(in.Type)
 	if in.Accepted == 0 {
 		in.Status = incidents.StatusEscalated
@@ -290,7 +290,7 @@ func (d *Dispatcher) escalate(ctx context.Context, q storage.Querier, in inciden
 		if c.DutyPhone == "" {
 			continue
 		}
-		params := d.params(in, it, "zh-CN", -1)
+		params := d.params(*in, it, "zh-CN", -1)
 		params["offered"] = fmt.Sprint(offered)
 		m, err := d.text(ctx, q, now, sms.Text{Key: "escalate:" + in.ID + ":" + c.ID, Community: in.Community, Incident: in.ID,
 			To: c.DutyPhone, Body: sms.Render(sms.TplEscalate, "zh-CN", params, in.Drill), Purpose: "escalate"})
@@ -307,14 +307,11 @@ func (d *Dispatcher) escalate(ctx context.Context, q storage.Querier, in inciden
 	if err := incidents.Record(ctx, q, "escalated:"+in.ID, in.ID, now, events.IncidentEscalated, "system", detail); err != nil {
 		return nil, err
 	}
-	ev, err := incidents.Event(in, events.IncidentEscalated, in.ID, "system", now, detail)
+	ev, err := incidents.Event(*in, events.IncidentEscalated, in.ID, "system", now, detail)
 	if err != nil {
 		return nil, err
 	}
-	if err := events.Stage(ctx, q, now, ev); err != nil {
-		return nil, err
-	}
-	return append(staged, ev), incidents.Save(ctx, q, in)
+	return append(staged, ev), events.Stage(ctx, q, now, ev)
 }
 
 // HandleReply applies a responder's text: accept or decline their latest
@@ -588,6 +585,19 @@ func (d *Dispatcher) Resolve(ctx context.Context, incidentID, actor string) (inc
 		staged, err := d.standDown(ctx, q, in, sms.TplResolved, now)
 		if err != nil {
 			return nil, err
+		}
+		coming, err := queryOffers(ctx, q, `WHERE o.incident_id = $1 AND o.status = $2`, in.ID, OfferAccepted)
+		if err != nil {
+			return nil, err
+		}
+		it, _ := d.Tax.Type(in.Type)
+		for _, o := range coming {
+			m, err := d.text(ctx, q, now, sms.Text{Key: "resolved:" + o.ID, Community: in.Community, Incident: in.ID, Offer: o.ID,
+				To: o.Phone, Body: sms.Render(sms.TplResolved, o.Locale, d.params(in, it, o.Locale, o.DistanceM), in.Drill), Purpose: "resolved"})
+			if err != nil {
+				return nil, err
+			}
+			staged = append(staged, m...)
 		}
 		if _, err := q.Exec(ctx, `UPDATE responders SET busy_incident = '' WHERE busy_incident = $1`, in.ID); err != nil {
 			return nil, fmt.Errorf("free responders of %s: %w", in.ID, err)
