@@ -30,7 +30,7 @@ const (
 
 // harness is one running Shouwang with a fake Twilio behind the real client.
 type harness struct {
-	t      *testing.T
+	t      testing.TB
 	svc    *Service
 	base   string
 	twilio *twiliofake.Server
@@ -47,7 +47,7 @@ func eachStore(t *testing.T, fn func(t *testing.T, store string)) {
 	}
 }
 
-func testConfig(t *testing.T, store string) Config {
+func testConfig(t testing.TB, store string) Config {
 	cfg := Config{
 		HTTPAddr: "127.0.0.1:0", DataDir: t.TempDir(), NATSReplicas: 1, AdminToken: testAdminToken,
 		PublicURL: testPublicURL, WaveTimeout: time.Minute, SMSRate: 1000, LogFormat: "text",
@@ -59,14 +59,14 @@ func testConfig(t *testing.T, store string) Config {
 	return cfg
 }
 
-func testLogger(t *testing.T) *slog.Logger {
+func testLogger(t testing.TB) *slog.Logger {
 	if os.Getenv("SHOUWANG_TEST_LOG") != "" {
 		return slog.New(slog.NewTextHandler(os.Stderr, nil))
 	}
 	return slog.New(slog.NewTextHandler(io.Discard, nil))
 }
 
-func start(t *testing.T, store string, tweak func(*Config)) *harness {
+func start(t testing.TB, store string, tweak func(*Config)) *harness {
 	t.Helper()
 	cfg := testConfig(t, store)
 	fake := twiliofake.New(t)
@@ -261,7 +261,7 @@ func (h *harness) waitTexts(phone string, n int, contains string) []string {
 // eventually polls cond until it holds or the time is up; then it fails
 // the test with what describe says (called only then, so it can show the
 // latest state).
-func eventually(t *testing.T, within time.Duration, cond func() bool, describe func() string) {
+func eventually(t testing.TB, within time.Duration, cond func() bool, describe func() string) {
 	t.Helper()
 	deadline := time.Now().Add(within)
 	for time.Now().Before(deadline) {

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it: PostgreSQL first (installed if
+# missing), then vet and every test with the race detector.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ -z "${SHOUWANG_TEST_DATABASE_URL:-}" ]; then
+  SHOUWANG_TEST_DATABASE_URL=$(scripts/ensure-postgres.sh | tail -n 1)
+  export SHOUWANG_TEST_DATABASE_URL
+fi
+
+go vet ./...
+go test -race -count=1 -timeout 25m ./...
