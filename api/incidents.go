@@ -14,11 +14,17 @@ import (
 
 type incidentView struct {
 	incidents.Incident
-	Severity      string             `json:"severity"`
-	TypeLabel     events.Label       `json:"type_label"`
-	CategoryLabel events.Label       `json:"category_label"`
-	Offers        []responders.Offer `json:"offers,omitempty"`
-	Timeline      []incidents.Entry  `json:"timeline,omitempty"`
+	Severity      string       `json:"severity"`
+	TypeLabel     events.Label `json:"type_label"`
+	CategoryLabel events.Label `json:"category_label"`
+}
+
+// incidentDetail is one incident with everything a dispatcher follows: who
+// was asked and what happened, in order. Both lists are always present.
+type incidentDetail struct {
+	incidentView
+	Offers   []responders.Offer `json:"offers"`
+	Timeline []incidents.Entry  `json:"timeline"`
 }
 
 func (s *server) view(in incidents.Incident) incidentView {
@@ -59,7 +65,7 @@ func (s *server) getIncident(c *fiber.Ctx) error {
 	if err := s.canSee(c, p, in); err != nil {
 		return err
 	}
-	v := s.view(in)
+	v := incidentDetail{incidentView: s.view(in)}
 	if v.Offers, err = s.Dispatcher.Offers(ctx, in.ID); err != nil {
 		return err
 	}
