@@ -267,7 +267,7 @@ func (s *server) createToken(c *fiber.Ctx) error {
 	if err := s.checkSubject(c, req); err != nil {
 		return err
 	}
-	token, err := s.tokens.Issue(ctx, Principal{Role: req.Role, Community: req.Community, Subject: req.Subject}, p.String())
+	token, err := s.tokens.Issue(ctx, Principal(req), p.String())
 	if err != nil {
 		return err
 	}

@@ -5,7 +5,9 @@ import (
 	"database/sql"
 	"embed"
 	"fmt"
+	"hash/fnv"
 	"io/fs"
+	"math"
 
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/pressly/goose/v3"
@@ -29,8 +31,18 @@ func Migrate(ctx context.Context, db DB) error {
 		defer sqlDB.Close()
 		dialect = goose.DialectPostgres
 		// Replicas starting together all run migrate; a session lock lets one
-		// apply while the others wait.
-		locker, err := lock.NewPostgresSessionLocker()
+		// apply while the others wait. The lock is per schema, as the
+		// migrations are: installs in other schemas need not wait.
+		var schema string
+		if err := d.pool.QueryRow(ctx, `SELECT current_schema()`).Scan(&schema); err != nil {
+			return fmt.Errorf("migrate: current schema: %w", err)
+		}
+		h := fnv.New64a()
+		h.Write([]byte("shouwang-migrate:" + schema))
+		locker, err := lock.NewPostgresSessionLocker(
+			lock.WithLockID(int64(h.Sum64()&math.MaxInt64)),
+			lock.WithLockTimeout(1, 600), // poll every second, up to 10 minutes
+		)
 		if err != nil {
 			return fmt.Errorf("migrate lock: %w", err)
 		}
