@@ -36,7 +36,7 @@ func benchAlarmToSMS(b *testing.B, store string) {
 			h.must(201, "POST", "/v1/communities/c1/responders", testAdminToken, map[string]any{
 				"name": fmt.Sprintf("医生%d", n), "phone": fmt.Sprintf("+86137%08d", n), "skills": []string{"medic"},
 				"certificates": []map[string]any{{"skill": "medic", "expires_at": time.Now().AddDate(1, 0, 0)}},
-				"location": p, "available": true,
+				"location":     p, "available": true,
 			})
 		}
 	}
