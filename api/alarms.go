@@ -14,7 +14,8 @@ func (s *server) postAlarm(c *fiber.Ctx) error {
 		return err
 	}
 	if len(c.Body()) > alarmLimit {
-		return fieldError(fiber.StatusRequestEntityTooLarge, "body", "an alarm is at most 16 KiB")
+		return &httpError{status: fiber.StatusRequestEntityTooLarge, code: "too_large", message: "an alarm is at most 16 KiB",
+			fields: map[string]string{"body": "too large"}}
 	}
 	var req incidents.AlarmRequest
 	if err := decodeJSON(c, &req, false); err != nil {

@@ -46,8 +46,19 @@ func (s *server) canSee(c *fiber.Ctx, p Principal, in incidents.Incident) error 
 		if ok {
 			return nil
 		}
-	case (p.Role == RoleDispatcher || p.Role == RoleOrg || p.Role == RoleResponder) && p.Community == in.Community:
+	case (p.Role == RoleDispatcher || p.Role == RoleOrg) && p.Community == in.Community:
 		return nil
+	case p.Role == RoleResponder && p.Community == in.Community:
+		// Responders see the calls they were asked to, not every call.
+		offers, err := s.Dispatcher.Offers(c.UserContext(), in.ID)
+		if err != nil {
+			return err
+		}
+		for _, o := range offers {
+			if o.Responder == p.Subject {
+				return nil
+			}
+		}
 	}
 	return fmt.Errorf("incident %s: %w", in.ID, errdefs.ErrNotFound)
 }
@@ -68,6 +79,17 @@ func (s *server) getIncident(c *fiber.Ctx) error {
 	v := incidentDetail{incidentView: s.view(in)}
 	if v.Offers, err = s.Dispatcher.Offers(ctx, in.ID); err != nil {
 		return err
+	}
+	if p.Role == RoleResident || p.Role == RoleResponder {
+		// Who declined or was never reached is the center's business; the
+		// person who called for help needs to know who is coming.
+		coming := []responders.Offer{}
+		for _, o := range v.Offers {
+			if o.Status == responders.OfferAccepted || (p.Role == RoleResponder && o.Responder == p.Subject) {
+				coming = append(coming, o)
+			}
+		}
+		v.Offers = coming
 	}
 	if v.Timeline, err = incidents.Timeline(ctx, s.DB, in.ID); err != nil {
 		return err

@@ -241,14 +241,31 @@ type ConsumerSpec struct {
 
 // Subscription is a running consumer.
 type Subscription struct {
-	cc jetstream.ConsumeContext
-	wg *sync.WaitGroup
+	cc      jetstream.ConsumeContext
+	wg      sync.WaitGroup
+	mu      sync.Mutex
+	stopped bool
 }
 
-// Stop stops fetching and waits for the handlers in flight to finish.
+// Stop stops fetching and waits for the handlers in flight to finish. A
+// message fetched but not started is left unacknowledged for redelivery.
 func (s *Subscription) Stop() {
+	s.mu.Lock()
+	s.stopped = true
+	s.mu.Unlock()
 	s.cc.Stop()
 	s.wg.Wait()
+}
+
+// begin registers a handler about to run, unless Stop has been called.
+func (s *Subscription) begin() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stopped {
+		return false
+	}
+	s.wg.Add(1)
+	return true
 }
 
 // Consume runs h for every message of a durable consumer. Several processes
@@ -278,20 +295,24 @@ func (b *Bus) Consume(ctx context.Context, spec ConsumerSpec, h Handler) (*Subsc
 		return nil, fmt.Errorf("consumer %s: %w", spec.Durable, err)
 	}
 	sem := make(chan struct{}, spec.Workers)
-	wg := &sync.WaitGroup{}
+	sub := &Subscription{}
 	log := b.log.With("durable", spec.Durable)
 	cc, err := cons.Consume(func(msg jetstream.Msg) {
 		sem <- struct{}{}
-		wg.Add(1)
+		if !sub.begin() {
+			<-sem
+			return
+		}
 		go func() {
-			defer func() { <-sem; wg.Done() }()
+			defer func() { <-sem; sub.wg.Done() }()
 			b.handle(ctx, spec, log, h, msg)
 		}()
 	}, jetstream.PullMaxMessages(spec.Workers*2))
 	if err != nil {
 		return nil, fmt.Errorf("consume %s: %w", spec.Durable, err)
 	}
-	return &Subscription{cc: cc, wg: wg}, nil
+	sub.cc = cc
+	return sub, nil
 }
 
 func (b *Bus) handle(ctx context.Context, spec ConsumerSpec, log *slog.Logger, h Handler, msg jetstream.Msg) {

@@ -65,6 +65,8 @@ func NewAlarm(tax *events.Taxonomy, community, resident string, req AlarmRequest
 		verr.Add("key", "required: a client idempotency key, reused when retrying the same press")
 	case len(key) > MaxKeyLen:
 		verr.Add("key", "longer than 128 bytes")
+	case !utf8.ValidString(key) || HasControl(key, false):
+		verr.Add("key", "must be text without control characters")
 	}
 	typ := strings.TrimSpace(req.Type)
 	if typ == "" {
@@ -90,17 +92,33 @@ func NewAlarm(tax *events.Taxonomy, community, resident string, req AlarmRequest
 	}
 	a.Address = strings.TrimSpace(req.Address)
 	a.Note = strings.TrimSpace(req.Note)
-	if !utf8.ValidString(a.Address) || utf8.RuneCountInString(a.Address) > MaxAddressLen {
-		verr.Add("address", "must be valid text of at most 200 characters")
+	if !utf8.ValidString(a.Address) || utf8.RuneCountInString(a.Address) > MaxAddressLen || HasControl(a.Address, false) {
+		verr.Add("address", "must be text of at most 200 characters without control characters")
 	}
-	if !utf8.ValidString(a.Note) || utf8.RuneCountInString(a.Note) > MaxNoteLen {
-		verr.Add("note", "must be valid text of at most 1000 characters")
+	if !utf8.ValidString(a.Note) || utf8.RuneCountInString(a.Note) > MaxNoteLen || HasControl(a.Note, true) {
+		verr.Add("note", "must be text of at most 1000 characters without control characters")
 	}
 	if err := verr.OrNil(); err != nil {
 		return Alarm{}, err
 	}
 	a.ID = AlarmID(community, resident, key)
 	return a, nil
+}
+
+// HasControl reports whether s holds control characters (NUL among them,
+// which PostgreSQL cannot store). Multi-line text may keep newlines and tabs.
+// Anything accepted must be storable: a 202 for an alarm the database then
+// refuses would be an alarm lost.
+func HasControl(s string, multiline bool) bool {
+	for _, r := range s {
+		if multiline && (r == '\n' || r == '\r' || r == '\t') {
+			continue
+		}
+		if r < 0x20 || r == 0x7f {
+			return true
+		}
+	}
+	return false
 }
 
 func quote(s string) string {

@@ -124,6 +124,19 @@ func (h *Intake) Handle(ctx context.Context, ev events.Event) error {
 	return nil
 }
 
+// pressDetail is what the timeline keeps of a press: the dispatcher reads
+// the resident's own words there.
+func pressDetail(a Alarm) map[string]any {
+	d := map[string]any{"alarm_id": a.ID, "pressed_at": a.ReceivedAt}
+	if a.Address != "" {
+		d["address"] = a.Address
+	}
+	if a.Note != "" {
+		d["note"] = a.Note
+	}
+	return d
+}
+
 func openSince(ctx context.Context, q storage.Querier, community, typ string, since int64) ([]Incident, error) {
 	rows, err := q.Query(ctx, `SELECT `+incidentColumns+` FROM incidents
 		WHERE community_id = $1 AND type = $2 AND status IN ('open', 'responding', 'escalated') AND last_report_at >= $3`,
@@ -154,7 +167,8 @@ func attach(ctx context.Context, q storage.Querier, in Incident, a Alarm, now ti
 	if _, err := q.Exec(ctx, `UPDATE alarms SET incident_id = $2 WHERE id = $1`, a.ID, in.ID); err != nil {
 		return events.Message{}, fmt.Errorf("attach alarm %s: %w", a.ID, err)
 	}
-	detail := map[string]any{"alarm_id": a.ID, "reports": in.Reports}
+	detail := pressDetail(a)
+	detail["reports"] = in.Reports
 	if err := Record(ctx, q, "report:"+a.ID, in.ID, now, events.IncidentReportAdded, a.Resident, detail); err != nil {
 		return events.Message{}, err
 	}
@@ -184,7 +198,7 @@ func open1(ctx context.Context, q storage.Querier, it events.IncidentType, a Ala
 	if _, err := q.Exec(ctx, `UPDATE alarms SET incident_id = $2, opened = true WHERE id = $1`, a.ID, in.ID); err != nil {
 		return events.Message{}, fmt.Errorf("attach alarm %s: %w", a.ID, err)
 	}
-	detail := map[string]any{"alarm_id": a.ID, "pressed_at": a.ReceivedAt}
+	detail := pressDetail(a)
 	if err := Record(ctx, q, "opened:"+in.ID, in.ID, now, events.IncidentOpened, a.Resident, detail); err != nil {
 		return events.Message{}, err
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/shouwang/shouwang/errdefs"
 	"github.com/shouwang/shouwang/events"
 	"github.com/shouwang/shouwang/geo"
+	"github.com/shouwang/shouwang/incidents"
 )
 
 // Community is a residential community (社区) served by one emergency center.
@@ -115,8 +116,8 @@ func checkName(verr *errdefs.ValidationError, field, v string, required bool) {
 	switch {
 	case required && strings.TrimSpace(v) == "":
 		verr.Add(field, "required")
-	case !utf8.ValidString(v) || utf8.RuneCountInString(v) > 100:
-		verr.Add(field, "must be valid text of at most 100 characters")
+	case !utf8.ValidString(v) || utf8.RuneCountInString(v) > 100 || incidents.HasControl(v, false):
+		verr.Add(field, "must be text of at most 100 characters without control characters")
 	}
 }
 

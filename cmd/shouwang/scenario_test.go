@@ -92,8 +92,12 @@ func TestScenarioMedicAccepts(t *testing.T) {
 				t.Errorf("timeline %v: want one %s", kinds, k)
 			}
 		}
-		// The resident who pressed can follow their incident; another resident cannot.
-		h.must(200, "GET", "/v1/incidents/"+incident, resident, nil)
+		// The resident who pressed can follow their incident and sees who
+		// is coming, not who declined; another resident cannot see it at all.
+		mine := h.must(200, "GET", "/v1/incidents/"+incident, resident, nil)
+		if got := offersByResponder(mine); len(got) != 1 || got["near"] != "accepted" {
+			t.Errorf("resident sees offers %v, want only the accepted one", got)
+		}
 		h.must(404, "GET", "/v1/incidents/"+incident, h.token("resident", "c1", "someone-else"), nil)
 
 		// A late "1" from a stood-down medic does not assign them.

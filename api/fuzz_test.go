@@ -1,0 +1,126 @@
+package api_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/shouwang/shouwang/api"
+	"github.com/shouwang/shouwang/events"
+	"github.com/shouwang/shouwang/incidents"
+	"github.com/shouwang/shouwang/storage/storagetest"
+)
+
+// FuzzPostAlarm throws arbitrary bodies at POST /v1/alarms, as a resident
+// would from a buggy or hostile phone. Whatever arrives, the answer is a
+// JSON 202 with an alarm id or a JSON 4xx error: never a 5xx, never a panic.
+func FuzzPostAlarm(f *testing.F) {
+	ctx := context.Background()
+	db := storagetest.SQLite(f)
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	bus, err := events.Connect(ctx, events.BusConfig{StoreDir: f.TempDir(), Logger: log})
+	if err != nil {
+		f.Fatalf("connect bus: %v", err)
+	}
+	f.Cleanup(bus.Close)
+	tax := events.DefaultTaxonomy()
+	tokens := &api.Tokens{DB: db, Now: time.Now}
+	app := api.New(api.Deps{
+		DB: db, Bus: bus, Tax: tax, Tokens: tokens, Log: log, Now: time.Now,
+		Submitter: &incidents.Submitter{Bus: bus, Tax: tax},
+	})
+	token, err := tokens.Issue(ctx, api.Principal{Role: api.RoleResident, Community: "c1", Subject: "resident-501"}, "fuzz")
+	if err != nil {
+		f.Fatalf("issue token: %v", err)
+	}
+
+	// The happy path works, so the fuzzer explores past it rather than
+	// against a setup that refuses everything.
+	valid := `{"key":"press-1","type":"medical","location":{"lat":31.2304,"lng":121.4737},"address":"3栋2单元501","note":"老人摔倒"}`
+	req := httptest.NewRequest("POST", "/v1/alarms", strings.NewReader(valid))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := app.Test(req, 10_000)
+	if err != nil {
+		f.Fatalf("post a valid alarm: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 202 {
+		f.Fatalf("a valid alarm was not accepted: status %d", resp.StatusCode)
+	}
+
+	for _, seed := range []string{
+		valid,
+		`{"key":"press-2"}`,
+		`{"key":"k","type":"fire","location":{"lat":31.2,"lng":121.4},"address":"'); DROP TABLE alarms; --"}`,
+		`{"key":"k","location":{"lat":1e400,"lng":-1e400}}`,
+		`{"key":"k","location":{"lat":123456789012345678901234567890,"lng":0.0000000000000000000001}}`,
+		`{"key":"k","location":{"lat":-0,"lng":-0}}`,
+		`{"key":"k","location":{"lat":"31","lng":121}}`,
+		`{"key":"k","location":null,"type":null}`,
+		`{"key":"🔥\u0000\ud800","address":"` + "\xff\xfe" + `","note":"` + strings.Repeat("火", 1001) + `"}`,
+		`{"key":"` + strings.Repeat("k", 129) + `"}`,
+		`{"key":"k","key":"k2","type":"FIRE "}`,
+		`{"key":"k"} trailing`,
+		`[1,2,3]`,
+		`"just a string"`,
+		`null`,
+		`{`,
+		``,
+		strings.Repeat(`{"a":`, 10000),
+		`{"key":"big","note":"` + strings.Repeat("x", 17<<10) + `"}`,
+	} {
+		f.Add([]byte(seed))
+	}
+
+	f.Fuzz(func(t *testing.T, body []byte) {
+		req := httptest.NewRequest("POST", "/v1/alarms", bytes.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := app.Test(req, 10_000)
+		if err != nil {
+			t.Fatalf("request failed: %v", err)
+		}
+		defer resp.Body.Close()
+		raw, err := io.ReadAll(resp.Body)
+		if err != nil {
+			t.Fatalf("read answer: %v", err)
+		}
+		if resp.StatusCode >= 500 {
+			t.Fatalf("status %d for body %q: %s", resp.StatusCode, body, raw)
+		}
+		if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
+			t.Fatalf("status %d answered with Content-Type %q: %s", resp.StatusCode, ct, raw)
+		}
+		var out struct {
+			AlarmID string `json:"alarm_id"`
+			Status  string `json:"status"`
+			Error   *struct {
+				Code    string `json:"code"`
+				Message string `json:"message"`
+			} `json:"error"`
+		}
+		if err := json.Unmarshal(raw, &out); err != nil {
+			t.Fatalf("status %d: answer is not JSON (%v): %q", resp.StatusCode, err, raw)
+		}
+		switch resp.StatusCode {
+		case 202:
+			if out.AlarmID == "" || out.Status != "received" || out.Error != nil {
+				t.Fatalf("202 without an alarm id: %s", raw)
+			}
+		default:
+			if resp.StatusCode < 400 {
+				t.Fatalf("unexpected status %d: %s", resp.StatusCode, raw)
+			}
+			if out.Error == nil || out.Error.Code == "" || out.Error.Message == "" || out.AlarmID != "" {
+				t.Fatalf("status %d without an error object: %s", resp.StatusCode, raw)
+			}
+		}
+	})
+}
