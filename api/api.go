@@ -29,7 +29,6 @@ type Deps struct {
 	Dispatcher *responders.Dispatcher
 	Submitter  *incidents.Submitter
 	Tokens     *Tokens
-	Relay      *events.Relay
 	// DevSink is set when texts are recorded instead of sent.
 	DevSink *sms.DevSink
 	// TwilioAuthToken checks webhook signatures; empty refuses webhooks.
@@ -79,6 +78,11 @@ func New(d Deps) *fiber.App {
 	// Twilio authenticates itself by signature, not by token.
 	app.Post("/v1/webhooks/twilio/sms", s.twilioSMS)
 	app.Post("/v1/webhooks/twilio/status", s.twilioStatus)
+	app.Post("/v1/webhooks/twilio/voice", s.twilioVoice)
+
+	// One-tap links from texts: the token is the key, no sign-in.
+	app.Get("/o/:token", s.linkGet)
+	app.Post("/o/:token", s.linkPost)
 
 	v1 := app.Group("/v1", s.authenticate)
 	v1.Get("/taxonomy", s.taxonomy)
@@ -102,7 +106,13 @@ func New(d Deps) *fiber.App {
 	v1.Get("/communities/:id/responders/:rid", s.getResponder)
 	v1.Patch("/communities/:id/responders/:rid", s.patchResponder)
 
+	v1.Post("/communities/:id/residents", s.createResident)
+	v1.Get("/communities/:id/residents", s.listResidents)
+	v1.Get("/communities/:id/residents/:rid", s.getResident)
+	v1.Patch("/communities/:id/residents/:rid", s.patchResident)
+
 	v1.Get("/dev/sms", s.devSMS)
+	v1.Get("/dev/calls", s.devCalls)
 	v1.Post("/dev/sms/inbound", s.devInbound)
 	v1.Get("/admin/deadletters", s.deadLetters)
 	return app

@@ -289,3 +289,77 @@ func (s *server) checkSubject(c *fiber.Ctx, req tokenRequest) error {
 	}
 	return nil
 }
+
+func (s *server) createResident(c *fiber.Ctx) error {
+	id := c.Params("id")
+	if _, err := needIn(c, id, RoleAdmin, RoleDispatcher); err != nil {
+		return err
+	}
+	var in responders.Resident
+	if err := decodeJSON(c, &in, true); err != nil {
+		return err
+	}
+	if in.Community != "" && in.Community != id {
+		return errdefs.Invalid("community", "must match the community in the path")
+	}
+	in.Community = id
+	out, err := s.Registry.CreateResident(c.UserContext(), in)
+	if err != nil {
+		return err
+	}
+	return c.Status(fiber.StatusCreated).JSON(out)
+}
+
+func (s *server) listResidents(c *fiber.Ctx) error {
+	id := c.Params("id")
+	if _, err := needIn(c, id, RoleAdmin, RoleDispatcher); err != nil {
+		return err
+	}
+	limit, _ := strconv.Atoi(c.Query("limit", "200"))
+	offset, _ := strconv.Atoi(c.Query("offset", "0"))
+	out, err := s.Registry.ListResidents(c.UserContext(), id, limit, offset)
+	if err != nil {
+		return err
+	}
+	return c.JSON(fiber.Map{"residents": out})
+}
+
+// residentSelfOrManager lets a resident read their own record.
+func residentSelfOrManager(c *fiber.Ctx, community, resident string) (Principal, error) {
+	p, err := needIn(c, community, RoleAdmin, RoleDispatcher, RoleResident)
+	if err != nil {
+		return p, err
+	}
+	if p.Role == RoleResident && p.Subject != resident {
+		return p, fmt.Errorf("resident %s: %w", resident, errdefs.ErrNotFound)
+	}
+	return p, nil
+}
+
+func (s *server) getResident(c *fiber.Ctx) error {
+	id, rid := c.Params("id"), c.Params("rid")
+	if _, err := residentSelfOrManager(c, id, rid); err != nil {
+		return err
+	}
+	out, err := s.Registry.GetResident(c.UserContext(), id, rid)
+	if err != nil {
+		return err
+	}
+	return c.JSON(out)
+}
+
+func (s *server) patchResident(c *fiber.Ctx) error {
+	id, rid := c.Params("id"), c.Params("rid")
+	if _, err := needIn(c, id, RoleAdmin, RoleDispatcher); err != nil {
+		return err
+	}
+	var patch responders.ResidentPatch
+	if err := decodeJSON(c, &patch, true); err != nil {
+		return err
+	}
+	out, err := s.Registry.UpdateResident(c.UserContext(), id, rid, patch)
+	if err != nil {
+		return err
+	}
+	return c.JSON(out)
+}

@@ -2,6 +2,7 @@ package api
 
 import (
 	"fmt"
+	"html"
 	"strconv"
 	"strings"
 
@@ -78,11 +79,15 @@ func (s *server) twilioStatus(c *fiber.Ctx) error {
 	if sid == "" || status == "" {
 		return fieldError(fiber.StatusBadRequest, "MessageSid", "MessageSid and MessageStatus are required")
 	}
-	staged, err := sms.RecordStatus(c.UserContext(), s.DB, s.Now(), sid, status, form["ErrorCode"])
+	// On the bus, not straight to the database: a receipt can arrive before
+	// the sender has recorded the id, and Twilio does not send it again.
+	m, err := sms.ReceiptMessage(sms.Receipt{SID: sid, Status: status, ErrorCode: form["ErrorCode"], At: s.Now()})
 	if err != nil {
 		return err
 	}
-	s.Relay.Send(c.UserContext(), staged)
+	if err := s.Bus.Publish(c.UserContext(), m); err != nil {
+		return fmt.Errorf("store receipt: %w", errdefs.ErrUnavailable)
+	}
 	return c.SendStatus(fiber.StatusNoContent)
 }
 
@@ -95,7 +100,7 @@ func (s *server) devSMS(c *fiber.Ctx) error {
 		return newError(fiber.StatusNotFound, "not_found", "texts go to Twilio; the dev sink is off")
 	}
 	limit, _ := strconv.Atoi(c.Query("limit", "200"))
-	list, err := s.DevSink.List(c.UserContext(), c.Query("to"), limit)
+	list, err := s.DevSink.List(c.UserContext(), sms.ChannelSMS, c.Query("to"), limit)
 	if err != nil {
 		return err
 	}
@@ -141,4 +146,59 @@ func (s *server) deadLetters(c *fiber.Ctx) error {
 		return err
 	}
 	return c.JSON(fiber.Map{"dead_letters": list})
+}
+
+// twilioVoice takes the key a responder pressed during an offer call:
+// 1 accepts, 2 declines. The answer is spoken back.
+func (s *server) twilioVoice(c *fiber.Ctx) error {
+	form, err := s.signedForm(c)
+	if err != nil {
+		return err
+	}
+	offerID := c.Query("offer")
+	reply := map[string]sms.Reply{"1": sms.ReplyAccept, "2": sms.ReplyDecline}[form["Digits"]]
+	locale := "zh-CN"
+	say := func(tpl string) error {
+		lang := "zh-CN"
+		if strings.HasPrefix(locale, "en") {
+			lang = "en-US"
+		}
+		c.Set(fiber.HeaderContentType, "text/xml")
+		return c.SendString(`<?xml version="1.0" encoding="UTF-8"?><Response><Say language="` + lang + `">` +
+			html.EscapeString(sms.Render(tpl, locale, nil, false)) + `</Say></Response>`)
+	}
+	if offerID == "" {
+		return fieldError(fiber.StatusBadRequest, "offer", "required")
+	}
+	if reply == sms.ReplyUnknown {
+		return say(sms.TplVoiceNoInput)
+	}
+	o, outcome, err := s.Dispatcher.AnswerOffer(c.UserContext(), offerID, reply, "responder by call")
+	if err != nil {
+		return err
+	}
+	locale = o.Locale
+	switch outcome {
+	case responders.OutcomeAccepted:
+		return say(sms.TplVoiceAccepted)
+	case responders.OutcomeDeclined:
+		return say(sms.TplVoiceDeclined)
+	}
+	return say(sms.TplVoiceClosed)
+}
+
+// devCalls lists the calls the dev sink recorded (admin; only without Twilio).
+func (s *server) devCalls(c *fiber.Ctx) error {
+	if _, err := need(c, RoleAdmin); err != nil {
+		return err
+	}
+	if s.DevSink == nil {
+		return newError(fiber.StatusNotFound, "not_found", "calls go to Twilio; the dev sink is off")
+	}
+	limit, _ := strconv.Atoi(c.Query("limit", "200"))
+	list, err := s.DevSink.List(c.UserContext(), sms.ChannelVoice, c.Query("to"), limit)
+	if err != nil {
+		return err
+	}
+	return c.JSON(fiber.Map{"calls": list})
 }

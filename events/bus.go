@@ -223,6 +223,20 @@ func (e permanentError) Unwrap() error { return e.err }
 // once instead of retrying.
 func Permanent(err error) error { return permanentError{err} }
 
+// delayError asks for redelivery after a given time.
+type delayError struct {
+	after time.Duration
+	err   error
+}
+
+func (e delayError) Error() string { return e.err.Error() }
+func (e delayError) Unwrap() error { return e.err }
+
+// RetryAfter asks the bus to redeliver the message after d instead of the
+// usual backoff: the handler knows when trying again makes sense (a
+// per-recipient limit resets, say).
+func RetryAfter(d time.Duration, err error) error { return delayError{after: d, err: err} }
+
 // ConsumerSpec names a durable consumer.
 type ConsumerSpec struct {
 	Stream  string
@@ -351,6 +365,9 @@ func (b *Bus) handle(ctx context.Context, spec ConsumerSpec, log *slog.Logger, h
 		return
 	}
 	delay := backoff(tries)
+	if de := (delayError{}); errors.As(err, &de) {
+		delay = de.after
+	}
 	log.Warn("handler failed; retrying", "event", ev.ID, "type", ev.Type, "try", tries, "retry_in", delay, "err", err)
 	_ = msg.NakWithDelay(delay)
 }

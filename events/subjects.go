@@ -24,6 +24,8 @@ const (
 	IncidentOfferDeclined = "offer_declined"
 	IncidentEscalated     = "escalated"
 	IncidentResolved      = "resolved"
+	IncidentCancelled     = "cancelled"
+	IncidentArrived       = "arrived"
 )
 
 // AlarmSubject is where the API publishes a resident's press.
@@ -56,6 +58,7 @@ const (
 	SMSFailedSubject  = "sms.failed"   // a text that will never arrive
 	SMSStatusSubject  = "sms.status"   // a delivery receipt
 	TimerSubjectWave  = "timers.wave"  // a dispatch wave ran out of time
+	TimerSubjectVoice = "timers.voice" // an offer unanswered long enough to call
 	deadLetterPrefix  = "deadletter."  // + durable name
 	alarmsWildcard    = "alarms.>"     // the whole alarms stream
 	incidentsWildcard = "incidents.>"  // the whole incidents stream

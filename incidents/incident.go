@@ -18,6 +18,8 @@ const (
 	StatusResponding Status = "responding"
 	StatusEscalated  Status = "escalated"
 	StatusResolved   Status = "resolved"
+	// StatusCancelled: the only person who called for help said they are safe.
+	StatusCancelled Status = "cancelled"
 )
 
 // Active reports whether the incident still needs people.
@@ -29,7 +31,7 @@ func (s Status) Active() bool {
 // active ones), for list filters.
 func ValidStatus(s string) bool {
 	switch Status(s) {
-	case StatusOpen, StatusResponding, StatusEscalated, StatusResolved, "active":
+	case StatusOpen, StatusResponding, StatusEscalated, StatusResolved, StatusCancelled, "active":
 		return true
 	}
 	return false

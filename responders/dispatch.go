@@ -2,16 +2,15 @@ package responders
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
 	"time"
 
-	"github.com/shouwang/shouwang/errdefs"
 	"github.com/shouwang/shouwang/events"
 	"github.com/shouwang/shouwang/geo"
 	"github.com/shouwang/shouwang/incidents"
+	"github.com/shouwang/shouwang/links"
 	"github.com/shouwang/shouwang/sms"
 	"github.com/shouwang/shouwang/storage"
 )
@@ -39,7 +38,11 @@ type Offer struct {
 	DistanceM  float64   `json:"distance_m"`
 	CreatedAt  time.Time `json:"created_at"`
 	AnsweredAt time.Time `json:"answered_at,omitzero"`
+	ArrivedAt  time.Time `json:"arrived_at,omitzero"`
 }
+
+// Open reports whether the responder can still answer the offer.
+func (o Offer) Open() bool { return o.Status == OfferOffered || o.Status == OfferExpired }
 
 // Dispatcher finds responders for incidents and follows their answers.
 // Every method is a handler on a durable consumer or an API action; each
@@ -53,6 +56,13 @@ type Dispatcher struct {
 	Now   func() time.Time
 	// WaveTimeout is how long a wave waits for an acceptance.
 	WaveTimeout time.Duration
+	// VoiceAfter is how long an offer may go unanswered before the
+	// responder is called; zero turns calls off.
+	VoiceAfter time.Duration
+	// LinkBase is the public base URL one-tap links start with.
+	LinkBase string
+	// LinkTTL is how long a one-tap link works.
+	LinkTTL time.Duration
 }
 
 // tx runs fn in a transaction and publishes what it staged after commit.
@@ -145,15 +155,10 @@ func (d *Dispatcher) startWave(ctx context.Context, q storage.Querier, in incide
 			return staged, nil // another delivery started this wave
 		}
 		in.Wave = n
-		asked, err := offeredResponders(ctx, q, in.ID)
+		picked, err := d.pick(ctx, q, in, it, radius, it.Dispatch.WaveSize, now)
 		if err != nil {
 			return nil, err
 		}
-		near, err := respondersNear(ctx, q, in.Community, in.Location, radius)
-		if err != nil {
-			return nil, err
-		}
-		picked := Rank(d.Tax, near, it.Skills, in.Location, radius, now, asked, it.Dispatch.WaveSize)
 		if len(picked) == 0 {
 			if err := incidents.Record(ctx, q, fmt.Sprintf("wave_empty:%s:%d", in.ID, n), in.ID, now, "wave_empty", "system",
 				map[string]any{"wave": n, "radius_m": radius}); err != nil {
@@ -166,12 +171,8 @@ func (d *Dispatcher) startWave(ctx context.Context, q storage.Querier, in incide
 			return nil, err
 		}
 		staged = append(staged, msgs...)
-		timer, err := events.New(fmt.Sprintf("wave:%s:%d", in.ID, n), "timer.wave", events.TimerSubjectWave, in.Community, now,
+		tm, err := timer(fmt.Sprintf("wave:%s:%d", in.ID, n), events.TimerSubjectWave, "timer.wave", in.Community, now, due,
 			wavePayload{Incident: in.ID, Wave: n})
-		if err != nil {
-			return nil, err
-		}
-		tm, err := events.EventMessage(timer, due)
 		if err != nil {
 			return nil, err
 		}
@@ -188,7 +189,31 @@ func (d *Dispatcher) startWave(ctx context.Context, q storage.Querier, in incide
 	return append(staged, msgs...), incidents.Save(ctx, q, in)
 }
 
-// offer creates offers and their texts for one wave.
+// timer builds a message delivered no earlier than due.
+func timer(id, subject, typ, community string, now, due time.Time, payload any) (events.Message, error) {
+	ev, err := events.New(id, typ, subject, community, now, payload)
+	if err != nil {
+		return events.Message{}, err
+	}
+	return events.EventMessage(ev, due)
+}
+
+// pick ranks the responders not yet asked within radius of the incident.
+func (d *Dispatcher) pick(ctx context.Context, q storage.Querier, in incidents.Incident, it events.IncidentType,
+	radius float64, limit int, now time.Time) ([]Candidate, error) {
+	asked, err := offeredResponders(ctx, q, in.ID)
+	if err != nil {
+		return nil, err
+	}
+	near, err := respondersNear(ctx, q, in.Community, in.Location, radius)
+	if err != nil {
+		return nil, err
+	}
+	return Rank(d.Tax, near, it.Skills, in.Location, radius, now, asked, limit), nil
+}
+
+// offer creates offers, their one-tap links, texts and call timers for one
+// wave.
 func (d *Dispatcher) offer(ctx context.Context, q storage.Querier, in incidents.Incident, it events.IncidentType,
 	wave int, picked []Candidate, now time.Time) ([]events.Message, error) {
 	var staged []events.Message
@@ -201,21 +226,37 @@ func (d *Dispatcher) offer(ctx context.Context, q storage.Querier, in incidents.
 			id, in.ID, r.ID, wave, OfferOffered, c.DistanceM, now.UnixMilli()); err != nil {
 			return nil, fmt.Errorf("offer %s to %s: %w", in.ID, r.ID, err)
 		}
-		body := sms.Render(sms.TplOffer, r.Locale, d.params(in, it, r.Locale, c.DistanceM), in.Drill)
-		m, err := d.text(ctx, q, now, sms.Text{Key: "offer:" + in.ID + ":" + r.ID, Community: in.Community, Incident: in.ID,
-			Offer: id, To: r.Phone, Body: body, Purpose: "offer"})
+		token, err := links.Issue(ctx, q, links.KindOffer, id, in.Community, r.Locale, now, now.Add(d.linkTTL()))
+		if err != nil {
+			return nil, err
+		}
+		params := d.params(in, it, r.Locale, c.DistanceM)
+		params["link"] = d.link(token)
+		m, err := d.notify(ctx, q, now, sms.Text{Key: "offer:" + in.ID + ":" + r.ID, Community: in.Community, Incident: in.ID,
+			Offer: id, To: r.Phone, Template: sms.TplOffer, Params: params, Locale: r.Locale, Drill: in.Drill, Purpose: "offer"})
 		if err != nil {
 			return nil, err
 		}
 		staged = append(staged, m...)
+		if d.VoiceAfter > 0 {
+			tm, err := timer("voice:"+id, events.TimerSubjectVoice, "timer.voice", in.Community, now, now.Add(d.VoiceAfter),
+				voicePayload{Offer: id})
+			if err != nil {
+				return nil, err
+			}
+			if err := events.Stage(ctx, q, now, tm); err != nil {
+				return nil, err
+			}
+			staged = append(staged, tm)
+		}
 		who = append(who, map[string]any{"responder": r.ID, "name": r.Name, "distance_m": int(c.DistanceM)})
 	}
 	detail := map[string]any{"wave": wave, "radius_m": it.Dispatch.RadiusFor(wave), "offers": who}
-	if err := incidents.Record(ctx, q, fmt.Sprintf("dispatched:%s:%d:%s", in.ID, wave, picked[0].Responder.ID), in.ID, now,
-		events.IncidentDispatched, "system", detail); err != nil {
+	key := fmt.Sprintf("%s:%d:%s", in.ID, wave, picked[0].Responder.ID)
+	if err := incidents.Record(ctx, q, "dispatched:"+key, in.ID, now, events.IncidentDispatched, "system", detail); err != nil {
 		return nil, err
 	}
-	ev, err := incidents.Event(in, events.IncidentDispatched, fmt.Sprintf("%s:%d:%s", in.ID, wave, picked[0].Responder.ID), "system", now, detail)
+	ev, err := incidents.Event(in, events.IncidentDispatched, key, "system", now, detail)
 	if err != nil {
 		return nil, err
 	}
@@ -225,13 +266,60 @@ func (d *Dispatcher) offer(ctx context.Context, q storage.Querier, in incidents.
 	return append(staged, ev), nil
 }
 
-// text queues a text; it returns the message to relay, if one was queued.
-func (d *Dispatcher) text(ctx context.Context, q storage.Querier, now time.Time, t sms.Text) ([]events.Message, error) {
+func (d *Dispatcher) linkTTL() time.Duration {
+	if d.LinkTTL <= 0 {
+		return 12 * time.Hour
+	}
+	return d.LinkTTL
+}
+
+func (d *Dispatcher) link(token string) string {
+	return strings.TrimRight(d.LinkBase, "/") + "/o/" + token
+}
+
+// voicePayload is what a call timer carries.
+type voicePayload struct {
+	Offer string `json:"offer"`
+}
+
+// HandleVoiceTimer calls a responder whose offer is still unanswered: a
+// text can go unseen, a ringing phone rarely does.
+func (d *Dispatcher) HandleVoiceTimer(ctx context.Context, ev events.Event) error {
+	var p voicePayload
+	if err := ev.Decode(&p); err != nil {
+		return events.Permanent(err)
+	}
+	return d.tx(ctx, func(q storage.Querier, now time.Time) ([]events.Message, error) {
+		o, err := getOffer(ctx, q, p.Offer)
+		if err != nil {
+			return nil, err
+		}
+		in, err := incidents.Lock(ctx, q, o.Incident)
+		if err != nil {
+			return nil, err
+		}
+		if !o.Open() || !in.Status.Active() || in.Accepted >= in.Needed {
+			return nil, nil
+		}
+		it, _ := d.Tax.Type(in.Type)
+		m, err := d.notify(ctx, q, now, sms.Text{Key: "call:" + o.ID, Community: in.Community, Incident: in.ID, Offer: o.ID,
+			To: o.Phone, Template: sms.TplVoiceOffer, Params: d.params(in, it, o.Locale, o.DistanceM), Locale: o.Locale,
+			Drill: in.Drill, Purpose: "offer_call", Channel: sms.ChannelVoice})
+		if err != nil || len(m) == 0 {
+			return m, err
+		}
+		return m, incidents.Record(ctx, q, "called:"+o.ID, in.ID, now, "offer_called", "system",
+			map[string]any{"offer": o.ID, "responder": o.Responder, "name": o.Name})
+	})
+}
+
+// notify queues a text; it returns the message to relay, if one was queued.
+func (d *Dispatcher) notify(ctx context.Context, q storage.Querier, now time.Time, t sms.Text) ([]events.Message, error) {
 	m, queued, err := sms.Enqueue(ctx, q, now, t)
 	if err != nil || !queued {
 		return nil, err
 	}
-	d.Log.Info("text queued", "purpose", t.Purpose, "to", sms.Mask(t.To), "incident", t.Incident)
+	d.Log.Info("text queued", "template", t.Template, "channel", t.Channel, "to", sms.Mask(t.To), "incident", t.Incident)
 	return []events.Message{m}, nil
 }
 
@@ -292,8 +380,8 @@ func (d *Dispatcher) escalate(ctx context.Context, q storage.Querier, in *incide
 		}
 		params := d.params(*in, it, "zh-CN", -1)
 		params["offered"] = fmt.Sprint(offered)
-		m, err := d.text(ctx, q, now, sms.Text{Key: "escalate:" + in.ID + ":" + c.ID, Community: in.Community, Incident: in.ID,
-			To: c.DutyPhone, Body: sms.Render(sms.TplEscalate, "zh-CN", params, in.Drill), Purpose: "escalate"})
+		m, err := d.notify(ctx, q, now, sms.Text{Key: "escalate:" + in.ID + ":" + c.ID, Community: in.Community, Incident: in.ID,
+			To: c.DutyPhone, Template: sms.TplEscalate, Params: params, Drill: in.Drill, Purpose: "escalate"})
 		if err != nil {
 			return nil, err
 		}
@@ -312,352 +400,6 @@ func (d *Dispatcher) escalate(ctx context.Context, q storage.Querier, in *incide
 		return nil, err
 	}
 	return append(staged, ev), events.Stage(ctx, q, now, ev)
-}
-
-// HandleReply applies a responder's text: accept or decline their latest
-// open offer, and confirm by text.
-func (d *Dispatcher) HandleReply(ctx context.Context, ev events.Event) error {
-	var in sms.Inbound
-	if err := ev.Decode(&in); err != nil {
-		return events.Permanent(err)
-	}
-	log := d.Log.With("from", sms.Mask(in.From), "sid", in.SID)
-	return d.tx(ctx, func(q storage.Querier, now time.Time) ([]events.Message, error) {
-		n, err := q.Exec(ctx, `INSERT INTO inbound_sms (sid, from_phone, body, received_at) VALUES ($1, $2, $3, $4)
-			ON CONFLICT (sid) DO NOTHING`, in.SID, in.From, in.Body, now.UnixMilli())
-		if err != nil {
-			return nil, fmt.Errorf("record reply %s: %w", in.SID, err)
-		}
-		if n == 0 {
-			return nil, nil // handled before
-		}
-		reply := sms.ParseReply(in.Body)
-		staged, outcome, err := d.applyReply(ctx, q, in, reply, now)
-		if err != nil {
-			return nil, err
-		}
-		log.Info("reply handled", "reply", reply.String(), "outcome", outcome)
-		_, err = q.Exec(ctx, `UPDATE inbound_sms SET outcome = $2 WHERE sid = $1`, in.SID, outcome)
-		return staged, err
-	})
-}
-
-func (d *Dispatcher) applyReply(ctx context.Context, q storage.Querier, in sms.Inbound, reply sms.Reply, now time.Time) ([]events.Message, string, error) {
-	var locale string
-	err := q.QueryRow(ctx, `SELECT locale FROM responders WHERE phone = $1 ORDER BY updated_at DESC LIMIT 1`, in.From).Scan(&locale)
-	if errors.Is(err, storage.ErrNoRows) {
-		return nil, "unknown_sender", nil // never text back a number we do not know
-	}
-	if err != nil {
-		return nil, "", fmt.Errorf("responder by phone: %w", err)
-	}
-	answer := func(tpl string, params map[string]string, drill bool, community string) ([]events.Message, error) {
-		return d.text(ctx, q, now, sms.Text{Key: "reply:" + in.SID, Community: community, To: in.From,
-			Body: sms.Render(tpl, locale, params, drill), Purpose: "reply"})
-	}
-	if reply == sms.ReplyUnknown {
-		m, err := answer(sms.TplUnknownReply, nil, false, "")
-		return m, "not_understood", err
-	}
-	var offerID, incidentID string
-	err = q.QueryRow(ctx, `SELECT o.id, o.incident_id FROM offers o
-		JOIN responders r ON r.id = o.responder_id
-		JOIN incidents i ON i.id = o.incident_id
-		WHERE r.phone = $1 AND o.status IN ('offered', 'expired') AND i.status IN ('open', 'responding', 'escalated')
-		ORDER BY o.created_at DESC, o.id DESC LIMIT 1`, in.From).Scan(&offerID, &incidentID)
-	if errors.Is(err, storage.ErrNoRows) {
-		m, err := answer(sms.TplNoOpenOffer, nil, false, "")
-		return m, "no_open_offer", err
-	}
-	if err != nil {
-		return nil, "", fmt.Errorf("latest open offer: %w", err)
-	}
-	inc, err := incidents.Lock(ctx, q, incidentID)
-	if err != nil {
-		return nil, "", err
-	}
-	o, err := getOffer(ctx, q, offerID)
-	if err != nil {
-		return nil, "", err
-	}
-	actor := "responder:" + o.Responder
-	if reply == sms.ReplyAccept {
-		return d.accept(ctx, q, inc, o, actor, now)
-	}
-	return d.decline(ctx, q, inc, o, actor, now)
-}
-
-// Accept takes a responder's yes for an offer (by reply or on their behalf).
-func (d *Dispatcher) accept(ctx context.Context, q storage.Querier, in incidents.Incident, o Offer, actor string, now time.Time) ([]events.Message, string, error) {
-	it, _ := d.Tax.Type(in.Type)
-	params := d.params(in, it, o.Locale, o.DistanceM)
-	confirm := func(tpl string) ([]events.Message, error) {
-		return d.text(ctx, q, now, sms.Text{Key: tpl + ":" + o.ID, Community: in.Community, Incident: in.ID, Offer: o.ID,
-			To: o.Phone, Body: sms.Render(tpl, o.Locale, params, in.Drill), Purpose: tpl})
-	}
-	if o.Status != OfferOffered && o.Status != OfferExpired || !in.Status.Active() || in.Accepted >= in.Needed {
-		if o.Status == OfferOffered || o.Status == OfferExpired {
-			if _, err := q.Exec(ctx, `UPDATE offers SET status = $2, answered_at = $3 WHERE id = $1`, o.ID, OfferStoodDown, now.UnixMilli()); err != nil {
-				return nil, "", err
-			}
-		}
-		m, err := confirm(sms.TplOfferClosed)
-		return m, "offer_closed", err
-	}
-	if _, err := q.Exec(ctx, `UPDATE offers SET status = $2, answered_at = $3 WHERE id = $1`, o.ID, OfferAccepted, now.UnixMilli()); err != nil {
-		return nil, "", fmt.Errorf("accept %s: %w", o.ID, err)
-	}
-	if _, err := q.Exec(ctx, `UPDATE responders SET busy_incident = $2 WHERE id = $1`, o.Responder, in.ID); err != nil {
-		return nil, "", fmt.Errorf("mark %s busy: %w", o.Responder, err)
-	}
-	in.Accepted++
-	in.Status = incidents.StatusResponding
-	staged, err := confirm(sms.TplAcceptConfirm)
-	if err != nil {
-		return nil, "", err
-	}
-	detail := map[string]any{"offer": o.ID, "responder": o.Responder, "name": o.Name, "distance_m": int(o.DistanceM),
-		"wave": o.Wave, "accepted": in.Accepted, "needed": in.Needed}
-	if err := incidents.Record(ctx, q, "accepted:"+o.ID, in.ID, now, events.IncidentOfferAccepted, actor, detail); err != nil {
-		return nil, "", err
-	}
-	ev, err := incidents.Event(in, events.IncidentOfferAccepted, o.ID, actor, now, detail)
-	if err != nil {
-		return nil, "", err
-	}
-	if err := events.Stage(ctx, q, now, ev); err != nil {
-		return nil, "", err
-	}
-	staged = append(staged, ev)
-	if in.Accepted >= in.Needed {
-		msgs, err := d.standDown(ctx, q, in, sms.TplStandDown, now)
-		if err != nil {
-			return nil, "", err
-		}
-		staged = append(staged, msgs...)
-	}
-	return staged, "accepted", incidents.Save(ctx, q, in)
-}
-
-func (d *Dispatcher) decline(ctx context.Context, q storage.Querier, in incidents.Incident, o Offer, actor string, now time.Time) ([]events.Message, string, error) {
-	if o.Status != OfferOffered && o.Status != OfferExpired {
-		return nil, "offer_closed", nil
-	}
-	if _, err := q.Exec(ctx, `UPDATE offers SET status = $2, answered_at = $3 WHERE id = $1`, o.ID, OfferDeclined, now.UnixMilli()); err != nil {
-		return nil, "", fmt.Errorf("decline %s: %w", o.ID, err)
-	}
-	it, _ := d.Tax.Type(in.Type)
-	staged, err := d.text(ctx, q, now, sms.Text{Key: "decline_confirm:" + o.ID, Community: in.Community, Incident: in.ID, Offer: o.ID,
-		To: o.Phone, Body: sms.Render(sms.TplDeclineConfirm, o.Locale, d.params(in, it, o.Locale, o.DistanceM), in.Drill), Purpose: "decline_confirm"})
-	if err != nil {
-		return nil, "", err
-	}
-	detail := map[string]any{"offer": o.ID, "responder": o.Responder, "name": o.Name, "wave": o.Wave}
-	if err := incidents.Record(ctx, q, "declined:"+o.ID, in.ID, now, events.IncidentOfferDeclined, actor, detail); err != nil {
-		return nil, "", err
-	}
-	ev, err := incidents.Event(in, events.IncidentOfferDeclined, o.ID, actor, now, detail)
-	if err != nil {
-		return nil, "", err
-	}
-	if err := events.Stage(ctx, q, now, ev); err != nil {
-		return nil, "", err
-	}
-	staged = append(staged, ev)
-	more, err := d.moveOnIfWaveDone(ctx, q, in, now)
-	return append(staged, more...), "declined", err
-}
-
-// moveOnIfWaveDone starts the next wave at once when nobody in the current
-// one can still say yes: waiting for the timer would only lose time.
-func (d *Dispatcher) moveOnIfWaveDone(ctx context.Context, q storage.Querier, in incidents.Incident, now time.Time) ([]events.Message, error) {
-	if !in.Status.Active() || in.Accepted >= in.Needed {
-		return nil, nil
-	}
-	var pending int
-	if err := q.QueryRow(ctx, `SELECT COUNT(*) FROM offers WHERE incident_id = $1 AND wave = $2 AND status = $3`,
-		in.ID, in.Wave, OfferOffered).Scan(&pending); err != nil {
-		return nil, fmt.Errorf("pending offers of %s: %w", in.ID, err)
-	}
-	if pending > 0 {
-		return nil, nil
-	}
-	return d.startWave(ctx, q, in, in.Wave+1, now)
-}
-
-// standDown tells everyone still asked that they are not needed.
-func (d *Dispatcher) standDown(ctx context.Context, q storage.Querier, in incidents.Incident, tpl string, now time.Time) ([]events.Message, error) {
-	open, err := queryOffers(ctx, q, `WHERE o.incident_id = $1 AND o.status IN ('offered', 'expired')`, in.ID)
-	if err != nil {
-		return nil, err
-	}
-	it, _ := d.Tax.Type(in.Type)
-	var staged []events.Message
-	for _, o := range open {
-		if _, err := q.Exec(ctx, `UPDATE offers SET status = $2, answered_at = $3 WHERE id = $1`, o.ID, OfferStoodDown, now.UnixMilli()); err != nil {
-			return nil, fmt.Errorf("stand down %s: %w", o.ID, err)
-		}
-		m, err := d.text(ctx, q, now, sms.Text{Key: "stand_down:" + o.ID, Community: in.Community, Incident: in.ID, Offer: o.ID,
-			To: o.Phone, Body: sms.Render(tpl, o.Locale, d.params(in, it, o.Locale, o.DistanceM), in.Drill), Purpose: "stand_down"})
-		if err != nil {
-			return nil, err
-		}
-		staged = append(staged, m...)
-	}
-	if len(open) > 0 {
-		if err := incidents.Record(ctx, q, "stood_down:"+in.ID+":"+tpl, in.ID, now, "stood_down", "system",
-			map[string]any{"offers": len(open)}); err != nil {
-			return nil, err
-		}
-	}
-	return staged, nil
-}
-
-// HandleFailed moves an offer on when its text will never arrive: the
-// responder cannot answer what they never got.
-func (d *Dispatcher) HandleFailed(ctx context.Context, ev events.Event) error {
-	var p sms.FailedPayload
-	if err := ev.Decode(&p); err != nil {
-		return events.Permanent(err)
-	}
-	if p.Purpose != "offer" || p.Offer == "" {
-		return nil
-	}
-	return d.tx(ctx, func(q storage.Querier, now time.Time) ([]events.Message, error) {
-		in, err := incidents.Lock(ctx, q, p.Incident)
-		if err != nil {
-			return nil, err
-		}
-		o, err := getOffer(ctx, q, p.Offer)
-		if err != nil {
-			return nil, err
-		}
-		if o.Status != OfferOffered && o.Status != OfferExpired {
-			return nil, nil
-		}
-		if _, err := q.Exec(ctx, `UPDATE offers SET status = $2, answered_at = $3 WHERE id = $1`, o.ID, OfferFailed, now.UnixMilli()); err != nil {
-			return nil, err
-		}
-		if err := incidents.Record(ctx, q, "offer_failed:"+o.ID, in.ID, now, "offer_failed", "system",
-			map[string]any{"offer": o.ID, "responder": o.Responder, "name": o.Name, "reason": p.Reason}); err != nil {
-			return nil, err
-		}
-		if !in.Status.Active() || in.Accepted >= in.Needed || o.Wave != in.Wave {
-			return nil, nil
-		}
-		return d.replace(ctx, q, in, now)
-	})
-}
-
-// replace offers the current wave to one more responder in place of one
-// whose text failed.
-func (d *Dispatcher) replace(ctx context.Context, q storage.Querier, in incidents.Incident, now time.Time) ([]events.Message, error) {
-	it, _ := d.Tax.Type(in.Type)
-	radius := it.Dispatch.RadiusFor(in.Wave)
-	asked, err := offeredResponders(ctx, q, in.ID)
-	if err != nil {
-		return nil, err
-	}
-	near, err := respondersNear(ctx, q, in.Community, in.Location, radius)
-	if err != nil {
-		return nil, err
-	}
-	picked := Rank(d.Tax, near, it.Skills, in.Location, radius, now, asked, 1)
-	if len(picked) == 0 {
-		return d.moveOnIfWaveDone(ctx, q, in, now)
-	}
-	return d.offer(ctx, q, in, it, in.Wave, picked, now)
-}
-
-// Resolve closes an incident: everyone still asked or on the way is told,
-// and the people who came are free for the next call.
-func (d *Dispatcher) Resolve(ctx context.Context, incidentID, actor string) (incidents.Incident, error) {
-	var out incidents.Incident
-	err := d.tx(ctx, func(q storage.Querier, now time.Time) ([]events.Message, error) {
-		in, err := incidents.Lock(ctx, q, incidentID)
-		if err != nil {
-			return nil, err
-		}
-		out = in
-		if in.Status == incidents.StatusResolved {
-			return nil, nil // resolving twice is harmless
-		}
-		staged, err := d.standDown(ctx, q, in, sms.TplResolved, now)
-		if err != nil {
-			return nil, err
-		}
-		coming, err := queryOffers(ctx, q, `WHERE o.incident_id = $1 AND o.status = $2`, in.ID, OfferAccepted)
-		if err != nil {
-			return nil, err
-		}
-		it, _ := d.Tax.Type(in.Type)
-		for _, o := range coming {
-			m, err := d.text(ctx, q, now, sms.Text{Key: "resolved:" + o.ID, Community: in.Community, Incident: in.ID, Offer: o.ID,
-				To: o.Phone, Body: sms.Render(sms.TplResolved, o.Locale, d.params(in, it, o.Locale, o.DistanceM), in.Drill), Purpose: "resolved"})
-			if err != nil {
-				return nil, err
-			}
-			staged = append(staged, m...)
-		}
-		if _, err := q.Exec(ctx, `UPDATE responders SET busy_incident = '' WHERE busy_incident = $1`, in.ID); err != nil {
-			return nil, fmt.Errorf("free responders of %s: %w", in.ID, err)
-		}
-		in.Status, in.ClosedAt = incidents.StatusResolved, now
-		if err := incidents.Save(ctx, q, in); err != nil {
-			return nil, err
-		}
-		if err := incidents.Record(ctx, q, "resolved:"+in.ID, in.ID, now, events.IncidentResolved, actor, nil); err != nil {
-			return nil, err
-		}
-		ev, err := incidents.Event(in, events.IncidentResolved, in.ID, actor, now, nil)
-		if err != nil {
-			return nil, err
-		}
-		out = in
-		return append(staged, ev), events.Stage(ctx, q, now, ev)
-	})
-	return out, err
-}
-
-// Offers lists the offers of an incident in the order they were made.
-func (d *Dispatcher) Offers(ctx context.Context, incidentID string) ([]Offer, error) {
-	return queryOffers(ctx, d.DB, `WHERE o.incident_id = $1`, incidentID)
-}
-
-func getOffer(ctx context.Context, q storage.Querier, id string) (Offer, error) {
-	os, err := queryOffers(ctx, q, `WHERE o.id = $1`, id)
-	if err != nil {
-		return Offer{}, err
-	}
-	if len(os) == 0 {
-		return Offer{}, fmt.Errorf("offer %s: %w", id, errdefs.ErrNotFound)
-	}
-	return os[0], nil
-}
-
-func queryOffers(ctx context.Context, q storage.Querier, where string, args ...any) ([]Offer, error) {
-	rows, err := q.Query(ctx, `SELECT o.id, o.incident_id, o.responder_id, r.name, r.phone, r.locale, o.wave, o.status,
-		o.distance_m, o.created_at, o.answered_at FROM offers o JOIN responders r ON r.id = o.responder_id `+where+`
-		ORDER BY o.created_at, o.id`, args...)
-	if err != nil {
-		return nil, fmt.Errorf("query offers: %w", err)
-	}
-	defer rows.Close()
-	out := []Offer{}
-	for rows.Next() {
-		var o Offer
-		var created, answered int64
-		if err := rows.Scan(&o.ID, &o.Incident, &o.Responder, &o.Name, &o.Phone, &o.Locale, &o.Wave, &o.Status,
-			&o.DistanceM, &created, &answered); err != nil {
-			return nil, err
-		}
-		o.CreatedAt = time.UnixMilli(created).UTC()
-		if answered > 0 {
-			o.AnsweredAt = time.UnixMilli(answered).UTC()
-		}
-		out = append(out, o)
-	}
-	return out, rows.Err()
 }
 
 func offeredResponders(ctx context.Context, q storage.Querier, incident string) (map[string]bool, error) {

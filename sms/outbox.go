@@ -2,8 +2,10 @@ package sms
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/shouwang/shouwang/errdefs"
@@ -11,7 +13,8 @@ import (
 	"github.com/shouwang/shouwang/storage"
 )
 
-// Text is one message to one person, queued in the outbox.
+// Text is one message to one person, queued in the outbox. It has no body:
+// every text is a named template with parameters, rendered when queued.
 type Text struct {
 	// Key is unique per (incident, recipient, purpose): queueing the same
 	// key twice queues one text, so a redelivered event never sends twice.
@@ -20,9 +23,20 @@ type Text struct {
 	Incident  string
 	Offer     string
 	To        string
-	Body      string
+	Template  string
+	Params    map[string]string
+	Locale    string
+	Drill     bool
 	Purpose   string
+	// Channel is ChannelSMS (the default) or ChannelVoice.
+	Channel string
 }
+
+// Channels a text can go out on.
+const (
+	ChannelSMS   = "sms"
+	ChannelVoice = "voice"
+)
 
 // Outbox states.
 const (
@@ -52,12 +66,31 @@ type FailedPayload struct {
 // that wakes the sender. It returns the staged message (for the relay) and
 // false if a text with the same key was queued before.
 func Enqueue(ctx context.Context, q storage.Querier, now time.Time, t Text) (events.Message, bool, error) {
+	if _, ok := Templates[t.Template]; !ok {
+		return events.Message{}, false, fmt.Errorf("queue text %s: no template %q", t.Key, t.Template)
+	}
+	if t.Locale == "" {
+		t.Locale = "zh-CN"
+	}
+	if t.Channel == "" {
+		t.Channel = ChannelSMS
+	}
+	if t.Params == nil {
+		t.Params = map[string]string{}
+	}
+	params, err := json.Marshal(t.Params)
+	if err != nil {
+		return events.Message{}, false, err
+	}
+	body := Render(t.Template, t.Locale, t.Params, t.Drill)
 	id := events.NewID("sm", now)
 	var got string
-	err := q.QueryRow(ctx, `INSERT INTO sms_outbox (id, dedup_key, community_id, incident_id, offer_id, to_phone, body,
-		purpose, status, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10)
+	err = q.QueryRow(ctx, `INSERT INTO sms_outbox (id, dedup_key, community_id, incident_id, offer_id, to_phone, body,
+		purpose, status, created_at, updated_at, template, params, locale, channel)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $11, $12, $13, $14)
 		ON CONFLICT (dedup_key) DO NOTHING RETURNING id`,
-		id, t.Key, t.Community, t.Incident, t.Offer, t.To, t.Body, t.Purpose, StatusPending, now.UnixMilli()).Scan(&got)
+		id, t.Key, t.Community, t.Incident, t.Offer, t.To, body, t.Purpose, StatusPending, now.UnixMilli(),
+		t.Template, string(params), t.Locale, t.Channel).Scan(&got)
 	if errors.Is(err, storage.ErrNoRows) {
 		return events.Message{}, false, nil
 	}
@@ -86,6 +119,10 @@ type Queued struct {
 	Body        string    `json:"body"`
 	Purpose     string    `json:"purpose"`
 	Status      string    `json:"status"`
+	Template    string    `json:"template"`
+	Params      string    `json:"params"`
+	Locale      string    `json:"locale"`
+	Channel     string    `json:"channel"`
 	ProviderSID string    `json:"provider_sid,omitempty"`
 	Attempts    int       `json:"attempts"`
 	LastError   string    `json:"last_error,omitempty"`
@@ -93,13 +130,13 @@ type Queued struct {
 }
 
 const queuedColumns = `id, dedup_key, community_id, incident_id, offer_id, to_phone, body, purpose, status,
-	provider_sid, attempts, last_error, created_at`
+	template, params, locale, channel, provider_sid, attempts, last_error, created_at`
 
 func scanQueued(row storage.Row) (Queued, error) {
 	var m Queued
 	var at int64
 	err := row.Scan(&m.ID, &m.Key, &m.Community, &m.Incident, &m.Offer, &m.To, &m.Body, &m.Purpose, &m.Status,
-		&m.ProviderSID, &m.Attempts, &m.LastError, &at)
+		&m.Template, &m.Params, &m.Locale, &m.Channel, &m.ProviderSID, &m.Attempts, &m.LastError, &at)
 	m.CreatedAt = time.UnixMilli(at).UTC()
 	return m, err
 }
@@ -131,6 +168,59 @@ func ListFor(ctx context.Context, q storage.Querier, incident string) ([]Queued,
 	return out, rows.Err()
 }
 
+// ErrUnknownSID: a receipt names a message we have no record of (yet: a
+// fast receipt can overtake the sender recording the id it got).
+var ErrUnknownSID = errors.New("no text with that provider id")
+
+// Receipt is a delivery receipt as the webhook received it.
+type Receipt struct {
+	SID       string    `json:"sid"`
+	Status    string    `json:"status"`
+	ErrorCode string    `json:"error_code,omitempty"`
+	At        time.Time `json:"at"`
+}
+
+// ReceiptMessage wraps a receipt for the bus; its id makes a receipt
+// Twilio sends twice count once.
+func ReceiptMessage(r Receipt) (events.Message, error) {
+	ev, err := events.New("status:"+r.SID+":"+r.Status, "sms.status", events.SMSStatusSubject, "", r.At, r)
+	if err != nil {
+		return events.Message{}, err
+	}
+	return events.EventMessage(ev, time.Time{})
+}
+
+// Receipts applies delivery receipts from the bus.
+type Receipts struct {
+	DB    storage.DB
+	Relay *events.Relay
+	Log   *slog.Logger
+	Now   func() time.Time
+}
+
+// Handle records one receipt. A receipt for an id we do not know yet is
+// retried for a while, then dropped with a log line: it is not ours.
+func (r *Receipts) Handle(ctx context.Context, ev events.Event) error {
+	var rc Receipt
+	if err := ev.Decode(&rc); err != nil {
+		return events.Permanent(err)
+	}
+	now := r.Now()
+	staged, err := RecordStatus(ctx, r.DB, now, rc.SID, rc.Status, rc.ErrorCode)
+	if errors.Is(err, ErrUnknownSID) {
+		if now.Sub(rc.At) < 2*time.Minute {
+			return events.RetryAfter(time.Second, err)
+		}
+		r.Log.Warn("delivery receipt for a message we never sent; ignored", "sid", rc.SID, "status", rc.Status)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	r.Relay.Send(ctx, staged)
+	return nil
+}
+
 // RecordStatus applies a delivery receipt. A receipt that says the text
 // will never arrive stages an sms.failed event, so whatever the text was for
 // (an offer) can move on; it is returned for the relay.
@@ -140,7 +230,7 @@ func RecordStatus(ctx context.Context, db storage.DB, now time.Time, sid, status
 		staged = nil
 		m, err := scanQueued(q.QueryRow(ctx, `SELECT `+queuedColumns+` FROM sms_outbox WHERE provider_sid = $1`, sid))
 		if errors.Is(err, storage.ErrNoRows) {
-			return nil // not ours, or sent before a restore: nothing to do
+			return ErrUnknownSID
 		}
 		if err != nil {
 			return fmt.Errorf("text with sid %s: %w", sid, err)
@@ -164,12 +254,32 @@ func RecordStatus(ctx context.Context, db storage.DB, now time.Time, sid, status
 		if next != StatusUndelivered {
 			return nil
 		}
-		f, err := failedEvent(m, now, "undelivered "+errorCode)
+		// Offers bundled into this text never arrived either.
+		rows, err := q.Query(ctx, `SELECT `+queuedColumns+` FROM sms_outbox WHERE bundled_into = $1`, m.ID)
 		if err != nil {
 			return err
 		}
-		staged = append(staged, f)
-		return events.Stage(ctx, q, now, f)
+		lost := []Queued{m}
+		for rows.Next() {
+			b, err := scanQueued(rows)
+			if err != nil {
+				rows.Close()
+				return err
+			}
+			lost = append(lost, b)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		for _, l := range lost {
+			f, err := failedEvent(l, now, "undelivered "+errorCode)
+			if err != nil {
+				return err
+			}
+			staged = append(staged, f)
+		}
+		return events.Stage(ctx, q, now, staged...)
 	})
 	return staged, err
 }

@@ -32,9 +32,13 @@ const medicPhone = "+8613800138000"
 func offerText(key, offer string) sms.Text {
 	return sms.Text{
 		Key: key, Community: "xinhua", Incident: "in_fire1", Offer: offer, To: medicPhone,
-		Body:    sms.Render(sms.TplOffer, "zh-CN", map[string]string{"type": "火灾", "address": "3号楼", "distance": "300米", "ref": "F1"}, false),
+		Template: sms.TplOffer, Params: offerParams(),
 		Purpose: sms.TplOffer,
 	}
+}
+
+func offerParams() map[string]string {
+	return map[string]string{"type": "火灾", "address": "3号楼", "distance": "300米", "ref": "F1", "link": "https://s.example/o/x"}
 }
 
 // enqueue queues t the way dispatch does, in a transaction, and returns the
@@ -183,7 +187,7 @@ func TestEnqueueSameKeyQueuesOneText(t *testing.T) {
 
 		// The dispatcher's event is redelivered and it queues the offer again.
 		again := first
-		again.Body = "a different rendering"
+		again.Params = map[string]string{"type": "a different rendering"}
 		if _, queued := enqueue(t, db, again); queued {
 			t.Error("second enqueue with the same key: queued = true")
 		}
@@ -196,7 +200,7 @@ func TestEnqueueSameKeyQueuesOneText(t *testing.T) {
 			t.Fatalf("texts for the incident = %d, want 1", len(texts))
 		}
 		got := texts[0]
-		if got.ID != outboxID(t, ev) || got.Status != sms.StatusPending || got.Body != first.Body || got.To != medicPhone ||
+		if got.ID != outboxID(t, ev) || got.Status != sms.StatusPending || got.Body != sms.Render(sms.TplOffer, "zh-CN", offerParams(), false) || got.Template != sms.TplOffer || got.To != medicPhone ||
 			got.Offer != "of_1" || got.Purpose != sms.TplOffer || got.Attempts != 0 || !got.CreatedAt.Equal(start) {
 			t.Errorf("queued text = %+v, want the first one, pending", got)
 		}
@@ -228,7 +232,7 @@ func TestSenderSendsAQueuedTextOnce(t *testing.T) {
 		if err := s.Handle(ctx, ev); err != nil {
 			t.Fatalf("handle again: %v", err)
 		}
-		sent, err := sink.List(ctx, medicPhone, 0)
+		sent, err := sink.List(ctx, sms.ChannelSMS, medicPhone, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -239,7 +243,7 @@ func TestSenderSendsAQueuedTextOnce(t *testing.T) {
 		if q.Status != sms.StatusSent || q.ProviderSID != sent[0].SID || q.Attempts != 1 || q.LastError != "" {
 			t.Errorf("outbox row = %+v, want sent with sid %s after 1 attempt", q, sent[0].SID)
 		}
-		if other, _ := sink.List(ctx, "+8613900000000", 0); len(other) != 0 {
+		if other, _ := sink.List(ctx, sms.ChannelSMS, "+8613900000000", 0); len(other) != 0 {
 			t.Errorf("someone else received %v", other)
 		}
 	})
@@ -383,8 +387,19 @@ func TestRecordStatusFirstFinalReceiptWins(t *testing.T) {
 			t.Errorf("a late delivered receipt changed an undelivered text")
 		}
 
-		if msgs := receipt("SMnot-ours", "undelivered", "30005"); len(msgs) != 0 {
-			t.Errorf("a receipt for an unknown sid produced %d events", len(msgs))
+		if msgs, err := sms.RecordStatus(ctx, db, start.Add(time.Minute), "SMnot-ours", "undelivered", "30005"); !errors.Is(err, sms.ErrUnknownSID) || len(msgs) != 0 {
+			t.Errorf("a receipt for an unknown sid: %d events, err %v; want ErrUnknownSID", len(msgs), err)
+		}
+		// From the bus: an unknown id is retried while young (the sender may
+		// not have recorded it yet), then dropped.
+		r := &sms.Receipts{DB: db, Log: quiet, Now: func() time.Time { return start.Add(time.Minute) }}
+		fresh, _ := events.New("status:x", "sms.status", "sms.status", "", start, sms.Receipt{SID: "SMnot-ours", Status: "failed", At: start})
+		if err := r.Handle(ctx, fresh); err == nil {
+			t.Error("a fresh receipt for an unknown id must be retried")
+		}
+		r.Now = func() time.Time { return start.Add(time.Hour) }
+		if err := r.Handle(ctx, fresh); err != nil {
+			t.Errorf("an old receipt for an unknown id must be dropped, got %v", err)
 		}
 	})
 }

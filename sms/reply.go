@@ -13,6 +13,8 @@ const (
 	ReplyUnknown Reply = iota
 	ReplyAccept
 	ReplyDecline
+	ReplyArrived // a responder is on scene
+	ReplySafe    // a resident who pressed is safe after all
 )
 
 func (r Reply) String() string {
@@ -21,6 +23,10 @@ func (r Reply) String() string {
 		return "accept"
 	case ReplyDecline:
 		return "decline"
+	case ReplyArrived:
+		return "arrived"
+	case ReplySafe:
+		return "safe"
 	}
 	return "unknown"
 }
@@ -30,6 +36,8 @@ var replyWords = map[string]Reply{
 	"接": ReplyAccept, "接受": ReplyAccept, "是": ReplyAccept, "好": ReplyAccept, "收到": ReplyAccept,
 	"2": ReplyDecline, "n": ReplyDecline, "no": ReplyDecline,
 	"拒": ReplyDecline, "拒绝": ReplyDecline, "否": ReplyDecline, "不": ReplyDecline, "不去": ReplyDecline,
+	"3": ReplyArrived, "到": ReplyArrived, "到达": ReplyArrived, "已到": ReplyArrived, "已到达": ReplyArrived, "arrived": ReplyArrived,
+	"我安全": ReplySafe, "安全": ReplySafe, "我没事": ReplySafe, "safe": ReplySafe, "imsafe": ReplySafe, "iamsafe": ReplySafe,
 }
 
 // ParseReply reads a reply to an offer. It is forgiving about what phones

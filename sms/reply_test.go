@@ -8,6 +8,7 @@ func TestParseReply(t *testing.T) {
 		"接": ReplyAccept, "接受。": ReplyAccept, "2": ReplyDecline, "N": ReplyDecline, "拒": ReplyDecline,
 		"拒绝": ReplyDecline, "no.": ReplyDecline, "12": ReplyUnknown, "": ReplyUnknown, "maybe": ReplyUnknown,
 		"1 2": ReplyUnknown, "我马上到": ReplyUnknown,
+		"我安全": ReplySafe, "我安全！": ReplySafe, "SAFE": ReplySafe, "I'm safe": ReplySafe, "３": ReplyArrived, "到达": ReplyArrived,
 	} {
 		if got := ParseReply(body); got != want {
 			t.Errorf("ParseReply(%q) = %v, want %v", body, got, want)
@@ -21,7 +22,7 @@ func FuzzParseReply(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, body string) {
 		r := ParseReply(body)
-		if r != ReplyUnknown && r != ReplyAccept && r != ReplyDecline {
+		if r != ReplyUnknown && r != ReplyAccept && r != ReplyDecline && r != ReplyArrived && r != ReplySafe {
 			t.Fatalf("ParseReply(%q) = %d", body, r)
 		}
 		// A reply that says both or neither is never taken as an answer.
@@ -32,8 +33,9 @@ func FuzzParseReply(f *testing.F) {
 }
 
 func TestRenderAndMask(t *testing.T) {
-	got := Render(TplOffer, "zh-CN", map[string]string{"type": "急救", "address": "3栋2单元501", "distance": "120米", "ref": "AB12"}, true)
-	want := "【演练】【守望】急救求助：3栋2单元501，距您约120米。回复 1 接受，2 拒绝。[AB12]"
+	got := Render(TplOffer, "zh-CN", map[string]string{"type": "急救", "address": "3栋2单元501", "distance": "120米", "ref": "AB12",
+		"link": "https://s.example/o/abc"}, true)
+	want := "【演练】【守望】急救求助：3栋2单元501，距您约120米。点击 https://s.example/o/abc 接受或拒绝，或回复 1 接受，2 拒绝。[AB12]"
 	if got != want {
 		t.Fatalf("Render = %q\nwant     %q", got, want)
 	}

@@ -2,8 +2,12 @@ package sms
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"html"
 	"log/slog"
+	"strings"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -12,8 +16,26 @@ import (
 	"github.com/shouwang/shouwang/storage"
 )
 
-// Sender hands queued texts to the provider, once each. It is the handler
-// of the sms.send consumer.
+// StatusSuppressed marks a text not sent because the same words already
+// reached the same phone within the carrier's window.
+const StatusSuppressed = "suppressed"
+
+// StatusBundled marks an offer text that went out inside another text.
+const StatusBundled = "bundled"
+
+// Carrier safety: carriers block senders that text one phone too often or
+// repeat themselves.
+type Carrier struct {
+	// PerRecipientPerMinute caps texts to one phone in any minute; more
+	// wait their turn (and may be bundled).
+	PerRecipientPerMinute int
+	// IdenticalWindow is how long the same words are not sent twice to one
+	// phone.
+	IdenticalWindow time.Duration
+}
+
+// Sender hands queued texts and calls to the provider, once each. It is
+// the handler of the sms.send consumer.
 type Sender struct {
 	DB       storage.DB
 	Provider Provider
@@ -21,14 +43,18 @@ type Sender struct {
 	Log      *slog.Logger
 	// Limiter caps texts per second to what the provider allows.
 	Limiter *rate.Limiter
+	Carrier Carrier
 	// StatusCallback is the public URL of the delivery-receipt webhook, or "".
 	StatusCallback string
-	Now            func() time.Time
+	// PublicURL is where Twilio posts keypad answers during a call.
+	PublicURL string
+	Now       func() time.Time
 }
 
-// Handle sends one queued text. A text already sent is not sent again; a
-// provider outage returns an error so the bus retries with backoff; a text
-// the provider refuses for good is marked failed and reported.
+// Handle sends one queued text or call. A text already sent is not sent
+// again; a provider outage returns an error so the bus retries with
+// backoff; a text the provider refuses for good is marked failed and
+// reported.
 func (s *Sender) Handle(ctx context.Context, ev events.Event) error {
 	var p sendPayload
 	if err := ev.Decode(&p); err != nil {
@@ -39,21 +65,42 @@ func (s *Sender) Handle(ctx context.Context, ev events.Event) error {
 		return err
 	}
 	if m.Status != StatusPending && m.Status != StatusSending {
-		return nil // sent, delivered or given up: redelivery must not send twice
+		return nil // sent, bundled, suppressed or given up: redelivery must not send twice
+	}
+	log := s.Log.With("outbox_id", m.ID, "to", Mask(m.To), "template", m.Template, "channel", m.Channel, "incident", m.Incident)
+	var bundled []string
+	if m.Channel == ChannelSMS {
+		if wait, err := s.recipientWait(ctx, m); err != nil || wait > 0 {
+			if err != nil {
+				return err
+			}
+			log.Info("per-recipient limit reached; text waits", "retry_in", wait)
+			return events.RetryAfter(wait, fmt.Errorf("%s: per-recipient limit", m.ID))
+		}
+		if dup, err := s.sentBefore(ctx, m); err != nil || dup {
+			if err != nil {
+				return err
+			}
+			log.Info("identical text sent to this phone recently; not sending it again")
+			return s.mark(ctx, m.ID, StatusSuppressed, "", "identical text within the carrier window")
+		}
+		if m.Purpose == "offer" {
+			if m, bundled, err = s.bundle(ctx, m); err != nil {
+				return err
+			}
+		}
 	}
 	if s.Limiter != nil {
 		if err := s.Limiter.Wait(ctx); err != nil {
 			return err
 		}
 	}
-	now := s.Now()
 	if _, err := s.DB.Exec(ctx, `UPDATE sms_outbox SET status = $2, attempts = attempts + 1, updated_at = $3 WHERE id = $1`,
-		m.ID, StatusSending, now.UnixMilli()); err != nil {
+		m.ID, StatusSending, s.Now().UnixMilli()); err != nil {
 		return fmt.Errorf("mark %s sending: %w", m.ID, err)
 	}
-	log := s.Log.With("outbox_id", m.ID, "to", Mask(m.To), "purpose", m.Purpose, "incident", m.Incident)
-	sid, sendErr := s.Provider.Send(ctx, Outgoing{To: m.To, Body: m.Body, StatusCallback: s.StatusCallback})
-	now = s.Now()
+	sid, sendErr := s.deliver(ctx, m)
+	now := s.Now()
 	switch {
 	case sendErr == nil:
 		if _, err := s.DB.Exec(ctx, `UPDATE sms_outbox SET status = $2, provider_sid = $3, sent_at = $4, updated_at = $4,
@@ -61,27 +108,13 @@ func (s *Sender) Handle(ctx context.Context, ev events.Event) error {
 			// The text is out. Retrying would send it again, so say so and stop.
 			log.Error("text sent but not recorded as sent", "sid", sid, "err", err)
 		}
-		log.Info("text sent", "sid", sid)
+		log.Info("sent", "sid", sid, "bundled", len(bundled))
 		return nil
 	case IsPermanent(sendErr):
-		var staged []events.Message
-		err := s.DB.InTx(ctx, func(q storage.Querier) error {
-			if _, err := q.Exec(ctx, `UPDATE sms_outbox SET status = $2, last_error = $3, updated_at = $4 WHERE id = $1`,
-				m.ID, StatusFailed, sendErr.Error(), now.UnixMilli()); err != nil {
-				return err
-			}
-			f, err := failedEvent(m, now, sendErr.Error())
-			if err != nil {
-				return err
-			}
-			staged = []events.Message{f}
-			return events.Stage(ctx, q, now, f)
-		})
-		if err != nil {
-			return fmt.Errorf("mark %s failed: %w", m.ID, err)
+		if err := s.fail(ctx, m, bundled, sendErr, now); err != nil {
+			return err
 		}
-		s.Relay.Send(ctx, staged)
-		log.Warn("text refused by provider", "err", sendErr)
+		log.Warn("refused by provider", "err", sendErr)
 		return nil
 	default:
 		if _, err := s.DB.Exec(ctx, `UPDATE sms_outbox SET status = $2, last_error = $3, updated_at = $4 WHERE id = $1`,
@@ -91,4 +124,180 @@ func (s *Sender) Handle(ctx context.Context, ev events.Event) error {
 		log.Warn("provider unavailable; will retry", "err", sendErr)
 		return fmt.Errorf("send %s: %w", m.ID, sendErr)
 	}
+}
+
+// deliver hands the text to the provider as a text or a call.
+func (s *Sender) deliver(ctx context.Context, m Queued) (string, error) {
+	if m.Channel != ChannelVoice {
+		return s.Provider.Send(ctx, Outgoing{To: m.To, Body: m.Body, StatusCallback: s.StatusCallback})
+	}
+	caller, ok := s.Provider.(Caller)
+	if !ok {
+		return "", &PermanentError{Err: errors.New("the SMS provider cannot place calls")}
+	}
+	return caller.Call(ctx, Call{To: m.To, TwiML: s.twiml(m)})
+}
+
+// twiml reads the text out and takes one key: 1 accepts, 2 declines.
+func (s *Sender) twiml(m Queued) string {
+	lang := "zh-CN"
+	if strings.HasPrefix(m.Locale, "en") {
+		lang = "en-US"
+	}
+	action := strings.TrimRight(s.PublicURL, "/") + "/v1/webhooks/twilio/voice?offer=" + m.Offer
+	noInput := Render(TplVoiceNoInput, m.Locale, nil, false)
+	return `<?xml version="1.0" encoding="UTF-8"?><Response>` +
+		`<Gather numDigits="1" timeout="10" method="POST" action="` + html.EscapeString(action) + `">` +
+		`<Say language="` + lang + `">` + html.EscapeString(m.Body) + `</Say></Gather>` +
+		`<Say language="` + lang + `">` + html.EscapeString(noInput) + `</Say></Response>`
+}
+
+// recipientWait says how long to wait before this phone may get another
+// text, or zero.
+func (s *Sender) recipientWait(ctx context.Context, m Queued) (time.Duration, error) {
+	if s.Carrier.PerRecipientPerMinute <= 0 {
+		return 0, nil
+	}
+	now := s.Now()
+	rows, err := s.DB.Query(ctx, `SELECT sent_at FROM sms_outbox WHERE to_phone = $1 AND channel = 'sms' AND sent_at > $2
+		ORDER BY sent_at`, m.To, now.Add(-time.Minute).UnixMilli())
+	if err != nil {
+		return 0, fmt.Errorf("recent texts to a phone: %w", err)
+	}
+	defer rows.Close()
+	var sent []int64
+	for rows.Next() {
+		var at int64
+		if err := rows.Scan(&at); err != nil {
+			return 0, err
+		}
+		sent = append(sent, at)
+	}
+	if err := rows.Err(); err != nil || len(sent) < s.Carrier.PerRecipientPerMinute {
+		return 0, err
+	}
+	// The oldest text in the window leaves it first.
+	oldest := sent[len(sent)-s.Carrier.PerRecipientPerMinute]
+	return max(time.Until(time.UnixMilli(oldest).Add(time.Minute)), 100*time.Millisecond), nil
+}
+
+// sentBefore reports whether the same words reached the same phone within
+// the carrier's window.
+func (s *Sender) sentBefore(ctx context.Context, m Queued) (bool, error) {
+	if s.Carrier.IdenticalWindow <= 0 {
+		return false, nil
+	}
+	var n int
+	err := s.DB.QueryRow(ctx, `SELECT COUNT(*) FROM sms_outbox WHERE to_phone = $1 AND body = $2 AND id <> $3
+		AND status IN ('sent', 'delivered') AND sent_at > $4`,
+		m.To, m.Body, m.ID, s.Now().Add(-s.Carrier.IdenticalWindow).UnixMilli()).Scan(&n)
+	if err != nil {
+		return false, fmt.Errorf("identical texts: %w", err)
+	}
+	return n > 0, nil
+}
+
+// bundle folds the other offer texts still waiting for the same phone into
+// this one, so a responder asked to several calls at once gets one text
+// listing them, each with its own link. It returns the text to send and the
+// ids folded into it.
+func (s *Sender) bundle(ctx context.Context, m Queued) (Queued, []string, error) {
+	var folded []string
+	err := s.DB.InTx(ctx, func(q storage.Querier) error {
+		folded = nil
+		rows, err := q.Query(ctx, `SELECT `+queuedColumns+` FROM sms_outbox WHERE to_phone = $1 AND purpose = 'offer'
+			AND channel = 'sms' AND status = 'pending' AND id <> $2 ORDER BY created_at, id`, m.To, m.ID)
+		if err != nil {
+			return err
+		}
+		var others []Queued
+		for rows.Next() {
+			o, err := scanQueued(rows)
+			if err != nil {
+				rows.Close()
+				return err
+			}
+			others = append(others, o)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil || len(others) == 0 {
+			return err
+		}
+		now := s.Now().UnixMilli()
+		items := []Queued{m}
+		for _, o := range others {
+			// Claim each row; another worker may have taken it meanwhile.
+			n, err := q.Exec(ctx, `UPDATE sms_outbox SET status = $2, bundled_into = $3, updated_at = $4 WHERE id = $1 AND status = 'pending'`,
+				o.ID, StatusBundled, m.ID, now)
+			if err != nil {
+				return err
+			}
+			if n == 1 {
+				items = append(items, o)
+				folded = append(folded, o.ID)
+			}
+		}
+		if len(folded) == 0 {
+			return nil
+		}
+		var list strings.Builder
+		drill := strings.HasPrefix(m.Body, DrillPrefix)
+		for _, it := range items {
+			var params map[string]string
+			if err := json.Unmarshal([]byte(it.Params), &params); err != nil {
+				return fmt.Errorf("params of %s: %w", it.ID, err)
+			}
+			list.WriteString(Render(TplOfferItem, m.Locale, params, false))
+		}
+		params := map[string]string{"count": fmt.Sprint(len(items)), "items": list.String()}
+		raw, _ := json.Marshal(params)
+		m.Template, m.Params = TplOfferBundle, string(raw)
+		m.Body = Render(TplOfferBundle, m.Locale, params, drill)
+		_, err = q.Exec(ctx, `UPDATE sms_outbox SET template = $2, params = $3, body = $4, updated_at = $5 WHERE id = $1`,
+			m.ID, m.Template, m.Params, m.Body, now)
+		return err
+	})
+	if err != nil {
+		return Queued{}, nil, fmt.Errorf("bundle offers to %s: %w", Mask(m.To), err)
+	}
+	return m, folded, nil
+}
+
+// fail marks a refused text (and those bundled into it) failed and reports
+// each, so the offers behind them move on.
+func (s *Sender) fail(ctx context.Context, m Queued, bundled []string, cause error, now time.Time) error {
+	var staged []events.Message
+	err := s.DB.InTx(ctx, func(q storage.Querier) error {
+		staged = nil
+		ids := append([]string{m.ID}, bundled...)
+		for _, id := range ids {
+			row, err := Get(ctx, q, id)
+			if err != nil {
+				return err
+			}
+			if _, err := q.Exec(ctx, `UPDATE sms_outbox SET status = $2, last_error = $3, updated_at = $4 WHERE id = $1`,
+				id, StatusFailed, cause.Error(), now.UnixMilli()); err != nil {
+				return err
+			}
+			f, err := failedEvent(row, now, cause.Error())
+			if err != nil {
+				return err
+			}
+			staged = append(staged, f)
+		}
+		return events.Stage(ctx, q, now, staged...)
+	})
+	if err != nil {
+		return fmt.Errorf("mark %s failed: %w", m.ID, err)
+	}
+	s.Relay.Send(ctx, staged)
+	return nil
+}
+
+func (s *Sender) mark(ctx context.Context, id, status, sid, note string) error {
+	if _, err := s.DB.Exec(ctx, `UPDATE sms_outbox SET status = $2, provider_sid = $3, last_error = $4, updated_at = $5 WHERE id = $1`,
+		id, status, sid, note, s.Now().UnixMilli()); err != nil {
+		return fmt.Errorf("mark %s %s: %w", id, status, err)
+	}
+	return nil
 }

@@ -24,14 +24,88 @@ const (
 	TplStandDown      = "stand_down"
 	TplEscalate       = "escalate"
 	TplResolved       = "resolved"
+	TplCancelled      = "cancelled"
+	TplArrivedConfirm = "arrived_confirm"
+	TplOfferBundle    = "offer_bundle"
+	TplOfferItem      = "offer_item"
+
+	// To the resident who pressed.
+	TplAlarmReceived    = "alarm_received"
+	TplResponderComing  = "responder_coming"
+	TplResponderArrived = "responder_arrived"
+	TplSafeCancelled    = "safe_cancelled"
+	TplSafeNoted        = "safe_noted"
+
+	// Read out on a call; the keypad answers.
+	TplVoiceOffer    = "voice_offer"
+	TplVoiceNoInput  = "voice_no_input"
+	TplVoiceAccepted = "voice_accepted"
+	TplVoiceDeclined = "voice_declined"
+	TplVoiceClosed   = "voice_closed"
 )
 
 // Templates are the texts; {name} is replaced by a parameter. The [ref] at
 // the end makes texts about different incidents differ, which carriers want.
 var Templates = map[string]Template{
 	TplOffer: {
-		ZH: "【守望】{type}求助：{address}，距您约{distance}。回复 1 接受，2 拒绝。[{ref}]",
-		EN: "[Shouwang] {type}: {address}, about {distance} from you. Reply 1 to accept, 2 to decline. [{ref}]",
+		ZH: "【守望】{type}求助：{address}，距您约{distance}。点击 {link} 接受或拒绝，或回复 1 接受，2 拒绝。[{ref}]",
+		EN: "[Shouwang] {type}: {address}, about {distance} from you. Tap {link} to accept or decline, or reply 1 to accept, 2 to decline. [{ref}]",
+	},
+	TplOfferBundle: {
+		ZH: "【守望】您有{count}个求助待回复：{items}请点击各自链接接受或拒绝。",
+		EN: "[Shouwang] {count} calls need your answer: {items}Tap each link to accept or decline.",
+	},
+	TplOfferItem: {
+		ZH: "{type}，{address}，约{distance} {link} [{ref}]；",
+		EN: "{type}, {address}, about {distance} {link} [{ref}]; ",
+	},
+	TplArrivedConfirm: {
+		ZH: "【守望】已记录您到达现场，谢谢。[{ref}]",
+		EN: "[Shouwang] Noted that you are on scene. Thank you. [{ref}]",
+	},
+	TplCancelled: {
+		ZH: "【守望】{type}求助（{address}）已由求助人取消，您无需前往，谢谢。[{ref}]",
+		EN: "[Shouwang] The {type} call at {address} was cancelled by the person who raised it; you can stand down. Thank you. [{ref}]",
+	},
+	TplAlarmReceived: {
+		ZH: "【守望】已收到您的{type}求助，正在通知附近的志愿者。如您已安全，回复“我安全”或点击 {link} 取消。[{ref}]",
+		EN: "[Shouwang] Your {type} alarm was received; nearby responders are being alerted. If you are safe, reply SAFE or tap {link} to cancel. [{ref}]",
+	},
+	TplResponderComing: {
+		ZH: "【守望】{name}已接受您的求助，距您约{distance}，正在赶来。[{ref}]",
+		EN: "[Shouwang] {name} accepted your call and is on the way, about {distance} away. [{ref}]",
+	},
+	TplResponderArrived: {
+		ZH: "【守望】{name}已到达现场。[{ref}]",
+		EN: "[Shouwang] {name} is on scene. [{ref}]",
+	},
+	TplSafeCancelled: {
+		ZH: "【守望】已取消您的求助，并已通知志愿者无需前往。[{ref}]",
+		EN: "[Shouwang] Your call is cancelled and the responders have been told. [{ref}]",
+	},
+	TplSafeNoted: {
+		ZH: "【守望】已记录您安全。其他居民的求助仍在处理中。[{ref}]",
+		EN: "[Shouwang] Noted that you are safe. Other residents' calls about this are still being handled. [{ref}]",
+	},
+	TplVoiceOffer: {
+		ZH: "这里是守望社区应急。{type}求助，地址：{address}，距您约{distance}。接受请按1，拒绝请按2。",
+		EN: "This is Shouwang community emergency. {type} at {address}, about {distance} from you. Press 1 to accept, 2 to decline.",
+	},
+	TplVoiceNoInput: {
+		ZH: "没有收到按键。请查看短信，回复1接受。再见。",
+		EN: "No key was pressed. Please check your text messages and reply 1 to accept. Goodbye.",
+	},
+	TplVoiceAccepted: {
+		ZH: "已确认由您前往，请注意安全。再见。",
+		EN: "Confirmed, you are going. Stay safe. Goodbye.",
+	},
+	TplVoiceDeclined: {
+		ZH: "已记录您无法前往，谢谢。再见。",
+		EN: "Noted that you cannot go. Thank you. Goodbye.",
+	},
+	TplVoiceClosed: {
+		ZH: "该求助已无需您前往，谢谢。再见。",
+		EN: "You are no longer needed for this call. Thank you. Goodbye.",
 	},
 	TplAcceptConfirm: {
 		ZH: "【守望】已确认由您前往{type}现场：{address}。请注意安全。[{ref}]",
@@ -69,6 +143,41 @@ var Templates = map[string]Template{
 
 // DrillPrefix starts every text sent during a drill.
 const DrillPrefix = "【演练】"
+
+// TemplateNames lists the templates in a stable order.
+func TemplateNames() []string {
+	names := make([]string, 0, len(Templates))
+	for n := range Templates {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// Params lists the {parameters} a template uses, in order of appearance.
+func (t Template) Params() []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, text := range []string{t.ZH, t.EN} {
+		for {
+			i := strings.IndexByte(text, '{')
+			if i < 0 {
+				break
+			}
+			j := strings.IndexByte(text[i:], '}')
+			if j < 0 {
+				break
+			}
+			name := text[i+1 : i+j]
+			if !seen[name] {
+				seen[name] = true
+				out = append(out, name)
+			}
+			text = text[i+j+1:]
+		}
+	}
+	return out
+}
 
 // Render fills a template for a locale ("zh-CN" unless it starts with "en").
 func Render(name, locale string, params map[string]string, drill bool) string {

@@ -543,7 +543,7 @@ func TestMaskPhonesInLogs(t *testing.T) {
 	h.waitTexts(medic, 1, "已处置完毕")
 	eventually(t, 5*time.Second, func() bool {
 		text := logs.String()
-		return strings.Contains(text, "reply handled") && strings.Count(text, "text sent") >= 4
+		return strings.Contains(text, "reply handled") && strings.Count(text, "msg=sent") >= 4
 	}, func() string { return "the flow never logged its texts and replies:\n" + logs.String() })
 
 	text := logs.String()

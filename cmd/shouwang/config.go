@@ -21,8 +21,18 @@ type Config struct {
 	PublicURL    string
 	WaveTimeout  time.Duration
 	SMSRate      float64
-	LogFormat    string
-	Demo         bool
+	// SMSPerRecipient caps texts to one phone per minute (carriers block
+	// senders that text one phone too often).
+	SMSPerRecipient int
+	// SMSIdenticalWindow: the same words are not texted twice to one phone
+	// within it.
+	SMSIdenticalWindow time.Duration
+	// VoiceAfter: an offer unanswered this long becomes a call; 0 is off.
+	VoiceAfter time.Duration
+	// LinkTTL is how long a one-tap link in a text works.
+	LinkTTL   time.Duration
+	LogFormat string
+	Demo      bool
 
 	TwilioAccountSID string
 	TwilioAuthToken  string
@@ -62,6 +72,26 @@ func parseConfig(name string, args []string) (Config, error) {
 		return c, fmt.Errorf("SHOUWANG_SMS_RATE: %w", err)
 	}
 	fs.Float64Var(&c.SMSRate, "sms-rate", rate, "texts per second handed to the provider, per replica")
+	perRecipient, err := strconv.Atoi(env("SHOUWANG_SMS_PER_RECIPIENT", "6"))
+	if err != nil {
+		return c, fmt.Errorf("SHOUWANG_SMS_PER_RECIPIENT: %w", err)
+	}
+	fs.IntVar(&c.SMSPerRecipient, "sms-per-recipient", perRecipient, "texts per minute to one phone; more wait (0: no limit)")
+	for _, d := range []struct {
+		dst        *time.Duration
+		flag, env  string
+		def, usage string
+	}{
+		{&c.SMSIdenticalWindow, "sms-identical-window", "SHOUWANG_SMS_IDENTICAL_WINDOW", "1h", "the same text is not sent twice to one phone within this"},
+		{&c.VoiceAfter, "voice-after", "SHOUWANG_VOICE_AFTER", "45s", "an offer unanswered this long becomes a call (0: no calls)"},
+		{&c.LinkTTL, "link-ttl", "SHOUWANG_LINK_TTL", "12h", "how long a one-tap link in a text works"},
+	} {
+		v, err := time.ParseDuration(env(d.env, d.def))
+		if err != nil {
+			return c, fmt.Errorf("%s: %w", d.env, err)
+		}
+		fs.DurationVar(d.dst, d.flag, v, d.usage)
+	}
 	fs.StringVar(&c.LogFormat, "log-format", env("SHOUWANG_LOG_FORMAT", "text"), "text or json")
 	if name == "serve" {
 		fs.BoolVar(&c.Demo, "demo", false, "load a demo community and print ready tokens")
@@ -75,6 +105,9 @@ func parseConfig(name string, args []string) (Config, error) {
 	c.TwilioFrom = os.Getenv("TWILIO_FROM")
 	if c.WaveTimeout < time.Second {
 		return c, fmt.Errorf("--wave-timeout %s: at least 1s", c.WaveTimeout)
+	}
+	if c.LinkTTL < time.Minute {
+		return c, fmt.Errorf("--link-ttl %s: at least 1m", c.LinkTTL)
 	}
 	if c.SMSRate <= 0 {
 		return c, fmt.Errorf("--sms-rate must be positive")

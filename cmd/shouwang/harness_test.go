@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/shouwang/shouwang/geo"
+	"github.com/shouwang/shouwang/sms"
 	"github.com/shouwang/shouwang/sms/twiliofake"
 	"github.com/shouwang/shouwang/storage/storagetest"
 )
@@ -51,6 +52,8 @@ func testConfig(t testing.TB, store string) Config {
 	cfg := Config{
 		HTTPAddr: "127.0.0.1:0", DataDir: t.TempDir(), NATSReplicas: 1, AdminToken: testAdminToken,
 		PublicURL: testPublicURL, WaveTimeout: time.Minute, SMSRate: 1000, LogFormat: "text",
+		// As in production, but calls are off unless a test turns them on.
+		SMSPerRecipient: 6, SMSIdenticalWindow: time.Hour, LinkTTL: 12 * time.Hour,
 		TwilioAccountSID: twiliofake.AccountSID, TwilioAuthToken: twiliofake.AuthToken, TwilioFrom: testFrom,
 	}
 	if store == "postgres" {
@@ -78,8 +81,70 @@ func start(t testing.TB, store string, tweak func(*Config)) *harness {
 	if err != nil {
 		t.Fatalf("start service: %v", err)
 	}
-	t.Cleanup(func() { svc.Close(context.Background()) })
-	return &harness{t: t, svc: svc, base: "http://" + svc.Addr, twilio: fake, cfg: cfg, http: &http.Client{Timeout: 10 * time.Second}}
+	h := &harness{t: t, svc: svc, base: "http://" + svc.Addr, twilio: fake, cfg: cfg, http: &http.Client{Timeout: 10 * time.Second}}
+	t.Cleanup(func() { h.svc.Close(context.Background()) })
+	// Runs before the service closes (cleanups run last first).
+	t.Cleanup(h.checkEveryTextFromATemplate)
+	return h
+}
+
+// restart stops the service and starts it again on the same data dir and
+// database, as a new process would.
+func (h *harness) restart() {
+	h.t.Helper()
+	if err := h.svc.Close(context.Background()); err != nil {
+		h.t.Fatalf("stop: %v", err)
+	}
+	cfg := h.cfg
+	cfg.HTTPAddr = "127.0.0.1:0"
+	svc, err := Start(context.Background(), cfg, testLogger(h.t))
+	if err != nil {
+		h.t.Fatalf("restart: %v", err)
+	}
+	h.svc, h.base = svc, "http://"+svc.Addr
+}
+
+// checkEveryTextFromATemplate fails the test if any text queued or sent
+// was not produced from a named template with its parameters: free-form
+// text cannot be registered with a carrier.
+func (h *harness) checkEveryTextFromATemplate() {
+	t := h.t
+	ctx := context.Background()
+	rows, err := h.svc.DB.Query(ctx, `SELECT id, template, params, locale, body, channel FROM sms_outbox`)
+	if err != nil {
+		t.Errorf("read outbox: %v", err)
+		return
+	}
+	defer rows.Close()
+	bodies := map[string]bool{}
+	for rows.Next() {
+		var id, tpl, params, locale, body, channel string
+		if err := rows.Scan(&id, &tpl, &params, &locale, &body, &channel); err != nil {
+			t.Errorf("scan outbox: %v", err)
+			return
+		}
+		var p map[string]string
+		if err := json.Unmarshal([]byte(params), &p); err != nil {
+			t.Errorf("text %s: params %q: %v", id, params, err)
+			continue
+		}
+		if _, ok := sms.Templates[tpl]; !ok {
+			t.Errorf("text %s has no template (%q): %q", id, tpl, body)
+			continue
+		}
+		if want := sms.Render(tpl, locale, p, strings.HasPrefix(body, sms.DrillPrefix)); want != body {
+			t.Errorf("text %s is not its template %s rendered:\n got  %q\n want %q", id, tpl, body, want)
+		}
+		bodies[body] = true
+	}
+	if h.twilio == nil {
+		return
+	}
+	for _, m := range h.twilio.Messages() {
+		if !bodies[m.Body] {
+			t.Errorf("Twilio got a text that is in no outbox row: %q", m.Body)
+		}
+	}
 }
 
 // call makes a request and decodes a JSON answer into a map.

@@ -9,15 +9,18 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
 	_ "time/tzdata" // Asia/Shanghai must work in a bare container
 
+	"github.com/shouwang/shouwang/sms"
 	"github.com/shouwang/shouwang/storage"
 )
 
@@ -26,6 +29,7 @@ const usage = `shouwang — community emergency coordination (守望)
 usage:
   shouwang serve [flags]     run the service; --demo loads a demo community
   shouwang migrate [flags]   apply database migrations and exit
+  shouwang templates list    every message template, to register with a carrier
 
 Run "shouwang serve -h" for the flags; every flag also has a SHOUWANG_* variable.
 `
@@ -43,6 +47,8 @@ func main() {
 		err = serveCmd(ctx, os.Args[2:])
 	case "migrate":
 		err = migrateCmd(ctx, os.Args[2:])
+	case "templates":
+		err = templatesCmd(os.Stdout, os.Args[2:])
 	case "-h", "--help", "help":
 		fmt.Print(usage)
 	default:
@@ -142,4 +148,17 @@ func redact(u string) string {
 		}
 	}
 	return u
+}
+
+// templatesCmd lists every template with its parameters and both texts, so
+// an operator can register them with a carrier that requires it.
+func templatesCmd(out io.Writer, args []string) error {
+	if len(args) != 1 || args[0] != "list" {
+		return fmt.Errorf("usage: shouwang templates list")
+	}
+	for _, name := range sms.TemplateNames() {
+		t := sms.Templates[name]
+		fmt.Fprintf(out, "%s\n  params: %s\n  zh-CN:  %s\n  en:     %s\n\n", name, strings.Join(t.Params(), ", "), t.ZH, t.EN)
+	}
+	return nil
 }

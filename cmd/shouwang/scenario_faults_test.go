@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"net/url"
 	"strings"
 	"testing"
@@ -21,20 +20,8 @@ func TestScenarioRestartMidWave(t *testing.T) {
 		alarm := h.press(resident, "k", "medical", centre)
 		incident := h.incidentOf(resident, alarm)
 		h.waitTexts("+8613800000031", 1, "回复 1 接受")
-		if err := h.svc.Close(context.Background()); err != nil {
-			t.Fatalf("stop: %v", err)
-		}
 		stopped := time.Now()
-
-		// Same data dir and database; a new process would see the same.
-		cfg := h.cfg
-		cfg.HTTPAddr = "127.0.0.1:0"
-		svc, err := Start(context.Background(), cfg, testLogger(t))
-		if err != nil {
-			t.Fatalf("restart: %v", err)
-		}
-		t.Cleanup(func() { svc.Close(context.Background()) })
-		h.svc, h.base = svc, "http://"+svc.Addr
+		h.restart()
 		h.waitTexts(centerPhone, 1, "无人接应")
 		if time.Since(stopped) > 15*time.Second {
 			t.Fatalf("escalated %s after the restart; the wave timer should fire about 2 s after it was set", time.Since(stopped))
@@ -70,15 +57,15 @@ func TestScenarioFailedDeliveryMovesOn(t *testing.T) {
 		// A receipt says one of the texts that did go out never arrived.
 		// (Which of a, b, c was refused depends on which request came first.)
 		var sid string
-		for _, phone := range []string{"+8613800000041", "+8613800000042", "+8613800000043"} {
-			if ms := h.twilio.MessagesTo(phone); len(ms) == 1 {
-				sid = ms[0].SID
-				break
+		eventually(t, 10*time.Second, func() bool {
+			for _, phone := range []string{"+8613800000041", "+8613800000042", "+8613800000043"} {
+				if ms := h.twilio.MessagesTo(phone); len(ms) == 1 {
+					sid = ms[0].SID
+					return true
+				}
 			}
-		}
-		if sid == "" {
-			t.Fatal("none of a, b, c was texted")
-		}
+			return false
+		}, says("none of a, b, c was texted"))
 		form := url.Values{"MessageSid": {sid}, "MessageStatus": {"undelivered"}, "ErrorCode": {"30003"}, "AccountSid": {twiliofake.AccountSID}}
 		if st := h.webhook("/v1/webhooks/twilio/status", form, twiliofake.Sign(twiliofake.AuthToken, testPublicURL+"/v1/webhooks/twilio/status", form)); st != 204 {
 			t.Fatalf("status webhook: %d", st)

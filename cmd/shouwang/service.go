@@ -63,6 +63,22 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (svc *Service, err
 		return nil, err
 	}
 	relay := events.NewRelay(s.DB, s.Bus, log)
+	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", cfg.HTTPAddr, err)
+	}
+	defer func() {
+		if err != nil {
+			ln.Close()
+		}
+	}()
+	s.Addr = ln.Addr().String()
+	// Links in texts and call menus point at the public URL; without one
+	// (a laptop), at this server.
+	publicURL := strings.TrimRight(cfg.PublicURL, "/")
+	if publicURL == "" {
+		publicURL = "http://" + s.Addr
+	}
 
 	var provider sms.Provider
 	if cfg.twilioConfigured() {
@@ -81,11 +97,13 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (svc *Service, err
 	}
 
 	s.Registry = &responders.Registry{DB: s.DB, Tax: tax, Now: now}
-	s.Dispatcher = &responders.Dispatcher{DB: s.DB, Tax: tax, Relay: relay, Log: log, Now: now, WaveTimeout: cfg.WaveTimeout}
+	s.Dispatcher = &responders.Dispatcher{DB: s.DB, Tax: tax, Relay: relay, Log: log, Now: now, WaveTimeout: cfg.WaveTimeout,
+		VoiceAfter: cfg.VoiceAfter, LinkBase: publicURL, LinkTTL: cfg.LinkTTL}
 	s.Tokens = &api.Tokens{DB: s.DB, AdminHash: api.AdminHash(cfg.AdminToken), Now: now}
 	intake := &incidents.Intake{DB: s.DB, Tax: tax, Relay: relay, Log: log, Now: now}
 	sender := &sms.Sender{DB: s.DB, Provider: provider, Relay: relay, Log: log, Now: now,
-		Limiter: rate.NewLimiter(rate.Limit(cfg.SMSRate), max(1, int(cfg.SMSRate))), StatusCallback: statusCallback}
+		Limiter: rate.NewLimiter(rate.Limit(cfg.SMSRate), max(1, int(cfg.SMSRate))), StatusCallback: statusCallback,
+		PublicURL: publicURL, Carrier: sms.Carrier{PerRecipientPerMinute: cfg.SMSPerRecipient, IdenticalWindow: cfg.SMSIdenticalWindow}}
 
 	runCtx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
@@ -98,10 +116,17 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (svc *Service, err
 			Filters: []string{events.IncidentEventFilter(events.IncidentOpened)}}, s.Dispatcher.HandleIncident},
 		{events.ConsumerSpec{Stream: events.StreamTimers, Durable: "wave-timers", Workers: 4,
 			Filters: []string{events.TimerSubjectWave}}, s.Dispatcher.HandleTimer},
+		{events.ConsumerSpec{Stream: events.StreamTimers, Durable: "voice-timers", Workers: 4,
+			Filters: []string{events.TimerSubjectVoice}}, s.Dispatcher.HandleVoiceTimer},
+		{events.ConsumerSpec{Stream: events.StreamIncidents, Durable: "reporter-feedback", Workers: 2,
+			Filters: []string{events.IncidentEventFilter(events.IncidentOpened), events.IncidentEventFilter(events.IncidentReportAdded)}},
+			s.Dispatcher.HandleReported},
 		{events.ConsumerSpec{Stream: events.StreamSMS, Durable: "replies", Workers: 2,
 			Filters: []string{events.SMSInboundSubject}}, s.Dispatcher.HandleReply},
 		{events.ConsumerSpec{Stream: events.StreamSMS, Durable: "offer-failover", Workers: 2,
 			Filters: []string{events.SMSFailedSubject}}, s.Dispatcher.HandleFailed},
+		{events.ConsumerSpec{Stream: events.StreamSMS, Durable: "sms-receipts", Workers: 2,
+			Filters: []string{events.SMSStatusSubject}}, (&sms.Receipts{DB: s.DB, Relay: relay, Log: log, Now: now}).Handle},
 		// A provider outage must not drop texts: retry for about half an hour.
 		{events.ConsumerSpec{Stream: events.StreamSMS, Durable: "sms-sender", Workers: 8, MaxTries: 70,
 			Filters: []string{"sms.send.>"}}, sender.Handle},
@@ -117,14 +142,9 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (svc *Service, err
 
 	s.app = api.New(api.Deps{
 		DB: s.DB, Bus: s.Bus, Tax: tax, Registry: s.Registry, Dispatcher: s.Dispatcher,
-		Submitter: &incidents.Submitter{Bus: s.Bus, Tax: tax}, Tokens: s.Tokens, Relay: relay, DevSink: s.DevSink,
+		Submitter: &incidents.Submitter{Bus: s.Bus, Tax: tax}, Tokens: s.Tokens, DevSink: s.DevSink,
 		TwilioAuthToken: cfg.TwilioAuthToken, PublicURL: cfg.PublicURL, Log: log, Now: now,
 	})
-	ln, err := net.Listen("tcp", cfg.HTTPAddr)
-	if err != nil {
-		return nil, fmt.Errorf("listen on %s: %w", cfg.HTTPAddr, err)
-	}
-	s.Addr = ln.Addr().String()
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()

@@ -61,6 +61,7 @@ type Server struct {
 
 	mu       sync.Mutex
 	msgs     []Message
+	calls    []Call
 	added    chan struct{} // closed and replaced whenever a message is recorded
 	failN    int
 	failCode int
@@ -80,6 +81,7 @@ func New(t testing.TB) *Server {
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /2010-04-01/Accounts/{AccountSid}/Messages.json", s.createMessage)
+	mux.HandleFunc("POST /2010-04-01/Accounts/{AccountSid}/Calls.json", s.createCall)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, 20404, "The requested resource "+r.URL.Path+" was not found")
 	})
@@ -209,7 +211,11 @@ func (s *Server) SetRateLimit(perSecond int) {
 	s.recent = nil
 }
 
-func (s *Server) createMessage(w http.ResponseWriter, r *http.Request) {
+// admit does what Twilio does before looking at a request's resource:
+// the configured delay, authentication, the form, injected faults and the
+// rate limit. It answers the request itself and returns false when the
+// request must go no further.
+func (s *Server) admit(w http.ResponseWriter, r *http.Request) (time.Time, bool) {
 	s.mu.Lock()
 	delay := s.delay
 	s.mu.Unlock()
@@ -219,27 +225,21 @@ func (s *Server) createMessage(w http.ResponseWriter, r *http.Request) {
 		case <-t.C:
 		case <-r.Context().Done():
 			t.Stop()
-			return
+			return time.Time{}, false
 		case <-s.done:
 			t.Stop()
-			return
+			return time.Time{}, false
 		}
 	}
 
 	user, pass, ok := r.BasicAuth()
 	if !ok || user != AccountSID || pass != AuthToken || r.PathValue("AccountSid") != AccountSID {
 		writeError(w, http.StatusUnauthorized, codeAuth, "Authenticate")
-		return
+		return time.Time{}, false
 	}
 	if err := r.ParseForm(); err != nil {
 		writeError(w, http.StatusBadRequest, 20001, "Invalid form body: "+err.Error())
-		return
-	}
-	m := Message{
-		To:             r.PostForm.Get("To"),
-		From:           r.PostForm.Get("From"),
-		Body:           r.PostForm.Get("Body"),
-		StatusCallback: r.PostForm.Get("StatusCallback"),
+		return time.Time{}, false
 	}
 
 	// Faults and the rate limit are decided under one lock so concurrent
@@ -249,26 +249,39 @@ func (s *Server) createMessage(w http.ResponseWriter, r *http.Request) {
 	if status := s.down; status != 0 {
 		s.mu.Unlock()
 		writeError(w, status, codeFor(status), "Service unavailable")
-		return
+		return time.Time{}, false
 	}
 	if s.failN > 0 {
 		s.failN--
 		status, code := s.failHTTP, s.failCode
 		s.mu.Unlock()
 		writeError(w, status, code, "Injected failure")
-		return
+		return time.Time{}, false
 	}
 	if s.perSec > 0 {
 		s.recent = slices.DeleteFunc(s.recent, func(at time.Time) bool { return now.Sub(at) >= time.Second })
 		if len(s.recent) >= s.perSec {
 			s.mu.Unlock()
 			writeError(w, http.StatusTooManyRequests, codeRateLimit, "Too Many Requests")
-			return
+			return time.Time{}, false
 		}
 		s.recent = append(s.recent, now)
 	}
 	s.mu.Unlock()
+	return now, true
+}
 
+func (s *Server) createMessage(w http.ResponseWriter, r *http.Request) {
+	now, ok := s.admit(w, r)
+	if !ok {
+		return
+	}
+	m := Message{
+		To:             r.PostForm.Get("To"),
+		From:           r.PostForm.Get("From"),
+		Body:           r.PostForm.Get("Body"),
+		StatusCallback: r.PostForm.Get("StatusCallback"),
+	}
 	switch {
 	case m.To == "":
 		writeError(w, http.StatusBadRequest, codeMissingTo, "A 'To' phone number is required.")
@@ -379,4 +392,90 @@ func Sign(authToken, rawURL string, params url.Values) string {
 	mac := hmac.New(sha1.New, []byte(authToken))
 	mac.Write([]byte(b.String()))
 	return base64.StdEncoding.EncodeToString(mac.Sum(nil))
+}
+
+// Call is one voice call the fake accepted.
+type Call struct {
+	SID            string
+	To             string
+	From           string
+	Twiml          string
+	StatusCallback string
+	At             time.Time
+}
+
+func (s *Server) createCall(w http.ResponseWriter, r *http.Request) {
+	now, ok := s.admit(w, r)
+	if !ok {
+		return
+	}
+	c := Call{
+		To:             r.PostForm.Get("To"),
+		From:           r.PostForm.Get("From"),
+		Twiml:          r.PostForm.Get("Twiml"),
+		StatusCallback: r.PostForm.Get("StatusCallback"),
+	}
+	switch {
+	case c.To == "" || !e164.MatchString(c.To):
+		// Twilio answers 21217 ("Phone number does not appear to be valid").
+		writeError(w, http.StatusBadRequest, 21217, fmt.Sprintf("Phone number %s does not appear to be valid", c.To))
+		return
+	case c.From == "":
+		writeError(w, http.StatusBadRequest, codeMissingFrom, "A 'From' phone number is required.")
+		return
+	case c.Twiml == "" && r.PostForm.Get("Url") == "":
+		writeError(w, http.StatusBadRequest, 21205, "Url or Twiml is required.")
+		return
+	}
+	c.SID, c.At = newSID("CA"), now
+	s.mu.Lock()
+	s.calls = append(s.calls, c)
+	close(s.added)
+	s.added = make(chan struct{})
+	s.mu.Unlock()
+	writeJSON(w, http.StatusCreated, map[string]any{
+		"sid": c.SID, "account_sid": AccountSID, "to": c.To, "from": c.From, "status": "queued",
+		"direction": "outbound-api", "api_version": "2010-04-01", "date_created": now.UTC().Format(time.RFC1123Z),
+		"uri": "/2010-04-01/Accounts/" + AccountSID + "/Calls/" + c.SID + ".json",
+	})
+}
+
+// Calls returns every accepted call, oldest first.
+func (s *Server) Calls() []Call {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.calls)
+}
+
+// CallsTo returns the accepted calls to one phone.
+func (s *Server) CallsTo(phone string) []Call {
+	var out []Call
+	for _, c := range s.Calls() {
+		if c.To == phone {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// WaitForCalls waits until at least n calls were accepted and returns them;
+// it fails the test after timeout.
+func (s *Server) WaitForCalls(t testing.TB, n int, timeout time.Duration) []Call {
+	t.Helper()
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	for {
+		s.mu.Lock()
+		got, added := slices.Clone(s.calls), s.added
+		s.mu.Unlock()
+		if len(got) >= n {
+			return got
+		}
+		select {
+		case <-added:
+		case <-deadline.C:
+			t.Fatalf("twiliofake: %d calls after %s, want %d", len(got), timeout, n)
+			return nil
+		}
+	}
 }

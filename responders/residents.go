@@ -1,0 +1,197 @@
+package responders
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/shouwang/shouwang/errdefs"
+	"github.com/shouwang/shouwang/events"
+	"github.com/shouwang/shouwang/geo"
+	"github.com/shouwang/shouwang/storage"
+)
+
+// Vulnerability marks residents who need someone to check on them in an
+// emergency (plans give a duty per such resident in range).
+const (
+	VulnerableElderlyAlone = "elderly_alone"
+	VulnerableDisabled     = "disabled"
+	VulnerableOther        = "other"
+)
+
+// Resident is a registered resident: who may press alarms, and where a
+// phone lets us tell them what happens. A resident token's subject is the
+// resident's id.
+type Resident struct {
+	ID         string     `json:"id"`
+	Community  string     `json:"community"`
+	Name       string     `json:"name"`
+	Phone      string     `json:"phone,omitempty"`
+	Address    string     `json:"address,omitempty"`
+	Location   *geo.Point `json:"location,omitempty"`
+	Vulnerable string     `json:"vulnerable,omitempty"`
+	Locale     string     `json:"locale"`
+	CreatedAt  time.Time  `json:"created_at"`
+}
+
+// Validate checks a resident before it is stored.
+func (r Resident) Validate() error {
+	verr := &errdefs.ValidationError{}
+	checkName(verr, "name", r.Name, true)
+	if r.Phone != "" && !ValidPhone(r.Phone) {
+		verr.Add("phone", "an E.164 number such as +8613800000000")
+	}
+	checkName(verr, "address", r.Address, false)
+	if r.Location != nil {
+		checkPoint(verr, "location", *r.Location)
+	}
+	switch r.Vulnerable {
+	case "", VulnerableElderlyAlone, VulnerableDisabled, VulnerableOther:
+	default:
+		verr.Add("vulnerable", "empty, elderly_alone, disabled or other")
+	}
+	checkLocale(verr, r.Locale)
+	return verr.OrNil()
+}
+
+const residentColumns = `id, community_id, name, phone, address, lat, lng, vulnerable, locale, created_at`
+
+func scanResident(row storage.Row) (Resident, error) {
+	var r Resident
+	var lat, lng float64
+	var at int64
+	if err := row.Scan(&r.ID, &r.Community, &r.Name, &r.Phone, &r.Address, &lat, &lng, &r.Vulnerable, &r.Locale, &at); err != nil {
+		return Resident{}, err
+	}
+	if lat != 0 || lng != 0 {
+		r.Location = &geo.Point{Lat: lat, Lng: lng}
+	}
+	r.CreatedAt = time.UnixMilli(at).UTC()
+	return r, nil
+}
+
+func (r Resident) latLng() (float64, float64) {
+	if r.Location == nil {
+		return 0, 0
+	}
+	return r.Location.Lat, r.Location.Lng
+}
+
+// CreateResident registers a resident.
+func (g *Registry) CreateResident(ctx context.Context, r Resident) (Resident, error) {
+	if _, err := g.GetCommunity(ctx, r.Community); err != nil {
+		return Resident{}, err
+	}
+	if r.Locale == "" {
+		r.Locale = "zh-CN"
+	}
+	if err := r.Validate(); err != nil {
+		return Resident{}, err
+	}
+	if err := g.checkResidentPhone(ctx, r); err != nil {
+		return Resident{}, err
+	}
+	now := g.Now()
+	if r.ID == "" {
+		r.ID = events.NewID("rd", now)
+	}
+	r.CreatedAt = now.UTC()
+	lat, lng := r.latLng()
+	_, err := g.DB.Exec(ctx, `INSERT INTO residents (id, community_id, name, phone, address, lat, lng, vulnerable, locale,
+		created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10)`,
+		r.ID, r.Community, r.Name, r.Phone, r.Address, lat, lng, r.Vulnerable, r.Locale, now.UnixMilli())
+	if isUniqueViolation(err) {
+		return Resident{}, fmt.Errorf("resident %s exists: %w", r.ID, errdefs.ErrConflict)
+	}
+	if err != nil {
+		return Resident{}, fmt.Errorf("create resident: %w", err)
+	}
+	return r, nil
+}
+
+// checkResidentPhone keeps phones unique within a community: a text from
+// a phone must name one resident.
+func (g *Registry) checkResidentPhone(ctx context.Context, r Resident) error {
+	if r.Phone == "" {
+		return nil
+	}
+	var n int
+	if err := g.DB.QueryRow(ctx, `SELECT COUNT(*) FROM residents WHERE community_id = $1 AND phone = $2 AND id <> $3`,
+		r.Community, r.Phone, r.ID).Scan(&n); err != nil {
+		return fmt.Errorf("check resident phone: %w", err)
+	}
+	if n > 0 {
+		return fmt.Errorf("a resident with phone %s is registered in %s: %w", r.Phone, r.Community, errdefs.ErrConflict)
+	}
+	return nil
+}
+
+// GetResident reads a resident of a community.
+func (g *Registry) GetResident(ctx context.Context, community, id string) (Resident, error) {
+	r, err := scanResident(g.DB.QueryRow(ctx, `SELECT `+residentColumns+` FROM residents WHERE id = $1 AND community_id = $2`, id, community))
+	if err != nil {
+		return Resident{}, notFound("resident", id, err)
+	}
+	return r, nil
+}
+
+// ListResidents lists a community's residents by name, a page at a time.
+func (g *Registry) ListResidents(ctx context.Context, community string, limit, offset int) ([]Resident, error) {
+	if limit <= 0 || limit > 1000 {
+		limit = 200
+	}
+	rows, err := g.DB.Query(ctx, `SELECT `+residentColumns+` FROM residents WHERE community_id = $1 ORDER BY name, id
+		LIMIT $2 OFFSET $3`, community, limit, max(offset, 0))
+	if err != nil {
+		return nil, fmt.Errorf("list residents: %w", err)
+	}
+	defer rows.Close()
+	out := []Resident{}
+	for rows.Next() {
+		r, err := scanResident(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+// ResidentPatch changes some fields of a resident.
+type ResidentPatch struct {
+	Name       *string    `json:"name"`
+	Phone      *string    `json:"phone"`
+	Address    *string    `json:"address"`
+	Location   *geo.Point `json:"location"`
+	Vulnerable *string    `json:"vulnerable"`
+	Locale     *string    `json:"locale"`
+}
+
+// UpdateResident applies a patch.
+func (g *Registry) UpdateResident(ctx context.Context, community, id string, p ResidentPatch) (Resident, error) {
+	r, err := g.GetResident(ctx, community, id)
+	if err != nil {
+		return Resident{}, err
+	}
+	set(&r.Name, p.Name)
+	set(&r.Phone, p.Phone)
+	set(&r.Address, p.Address)
+	set(&r.Vulnerable, p.Vulnerable)
+	set(&r.Locale, p.Locale)
+	if p.Location != nil {
+		r.Location = p.Location
+	}
+	if err := r.Validate(); err != nil {
+		return Resident{}, err
+	}
+	if err := g.checkResidentPhone(ctx, r); err != nil {
+		return Resident{}, err
+	}
+	lat, lng := r.latLng()
+	if _, err := g.DB.Exec(ctx, `UPDATE residents SET name = $2, phone = $3, address = $4, lat = $5, lng = $6, vulnerable = $7,
+		locale = $8, updated_at = $9 WHERE id = $1`, r.ID, r.Name, r.Phone, r.Address, lat, lng, r.Vulnerable, r.Locale,
+		g.Now().UnixMilli()); err != nil {
+		return Resident{}, fmt.Errorf("update resident %s: %w", id, err)
+	}
+	return r, nil
+}
