@@ -275,6 +275,11 @@ func TestSenderKeepsTextPendingWhileProviderIsDown(t *testing.T) {
 		if q.Status != sms.StatusSent || q.LastError != "" || q.Attempts != 2 || len(p.sent) != 1 {
 			t.Errorf("after retry row = %+v, sent %d; want sent once, error cleared", q, len(p.sent))
 		}
+		// A provider that sends by registered template id gets the name and
+		// parameters, not only the rendered words.
+		if got := p.sent[0]; got.Template != sms.TplOffer || got.Params["ref"] != "F1" || got.Locale != "zh-CN" {
+			t.Errorf("provider got template %q params %v locale %q", got.Template, got.Params, got.Locale)
+		}
 	})
 }
 

@@ -129,7 +129,12 @@ func (s *Sender) Handle(ctx context.Context, ev events.Event) error {
 // deliver hands the text to the provider as a text or a call.
 func (s *Sender) deliver(ctx context.Context, m Queued) (string, error) {
 	if m.Channel != ChannelVoice {
-		return s.Provider.Send(ctx, Outgoing{To: m.To, Body: m.Body, StatusCallback: s.StatusCallback})
+		var params map[string]string
+		if err := json.Unmarshal([]byte(m.Params), &params); err != nil {
+			return "", &PermanentError{Err: fmt.Errorf("params of %s: %w", m.ID, err)}
+		}
+		return s.Provider.Send(ctx, Outgoing{To: m.To, Body: m.Body, Template: m.Template, Locale: m.Locale, Params: params,
+			StatusCallback: s.StatusCallback})
 	}
 	caller, ok := s.Provider.(Caller)
 	if !ok {

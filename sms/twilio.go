@@ -13,10 +13,16 @@ import (
 	openapi "github.com/twilio/twilio-go/rest/api/v2010"
 )
 
-// Outgoing is one text handed to a provider.
+// Outgoing is one text handed to a provider: the rendered body for
+// providers that take free text (Twilio), and the template name, locale and
+// parameters for providers that send by a registered template id (as
+// Chinese carriers require).
 type Outgoing struct {
 	To             string // E.164
 	Body           string
+	Template       string
+	Locale         string
+	Params         map[string]string
 	StatusCallback string // optional absolute URL for delivery receipts
 }
 
