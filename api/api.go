@@ -15,6 +15,7 @@ import (
 
 	"github.com/shouwang/shouwang/events"
 	"github.com/shouwang/shouwang/incidents"
+	"github.com/shouwang/shouwang/plans"
 	"github.com/shouwang/shouwang/responders"
 	"github.com/shouwang/shouwang/sms"
 	"github.com/shouwang/shouwang/storage"
@@ -28,6 +29,8 @@ type Deps struct {
 	Registry   *responders.Registry
 	Dispatcher *responders.Dispatcher
 	Submitter  *incidents.Submitter
+	Plans      *plans.Store
+	Runner     *plans.Runner
 	Tokens     *Tokens
 	// DevSink is set when texts are recorded instead of sent.
 	DevSink *sms.DevSink
@@ -110,6 +113,17 @@ func New(d Deps) *fiber.App {
 	v1.Get("/communities/:id/residents", s.listResidents)
 	v1.Get("/communities/:id/residents/:rid", s.getResident)
 	v1.Patch("/communities/:id/residents/:rid", s.patchResident)
+
+	v1.Post("/communities/:id/vulnerable-residents", s.createVulnerable)
+	v1.Get("/communities/:id/vulnerable-residents", s.listVulnerable)
+	v1.Get("/communities/:id/vulnerable-residents/:rid", s.getVulnerable)
+
+	v1.Post("/plans", s.postPlan)
+	v1.Get("/plans", s.listPlans)
+	v1.Get("/plans/:id", s.getPlan)
+	v1.Get("/duties", s.listDuties)
+	v1.Post("/duties/:id/ack", s.ackDuty)
+	v1.Post("/duties/:id/done", s.doneDuty)
 
 	v1.Get("/dev/sms", s.devSMS)
 	v1.Get("/dev/calls", s.devCalls)

@@ -2,11 +2,13 @@ package api
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
 
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/shouwang/shouwang/errdefs"
+	"github.com/shouwang/shouwang/plans"
 )
 
 // errorBody is the one error shape: {"error": {"code", "message", "fields"}}.
@@ -18,6 +20,8 @@ type errorDetail struct {
 	Code    string            `json:"code"`
 	Message string            `json:"message"`
 	Fields  map[string]string `json:"fields,omitempty"`
+	// Problems lists every error in a document with its line (plans).
+	Problems plans.Problems `json:"problems,omitempty"`
 }
 
 // httpError is an error a handler raises with its own status and code.
@@ -58,7 +62,17 @@ func toResponse(err error) (int, errorBody) {
 	var he *httpError
 	var verr *errdefs.ValidationError
 	var fe *fiber.Error
+	var ps plans.Problems
 	switch {
+	case errors.As(err, &ps):
+		fields := map[string]string{}
+		for _, p := range ps {
+			if _, ok := fields[p.Field]; !ok {
+				fields[p.Field] = fmt.Sprintf("line %d: %s", p.Line, p.Message)
+			}
+		}
+		return fiber.StatusUnprocessableEntity, errorBody{errorDetail{Code: "validation",
+			Message: fmt.Sprintf("the plan has %d problem(s)", len(ps)), Fields: fields, Problems: ps}}
 	case errors.As(err, &he):
 		return he.status, errorBody{errorDetail{Code: he.code, Message: he.message, Fields: he.fields}}
 	case errors.As(err, &verr):

@@ -9,6 +9,7 @@ import (
 	"github.com/shouwang/shouwang/errdefs"
 	"github.com/shouwang/shouwang/events"
 	"github.com/shouwang/shouwang/incidents"
+	"github.com/shouwang/shouwang/plans"
 	"github.com/shouwang/shouwang/responders"
 )
 
@@ -25,6 +26,7 @@ type incidentDetail struct {
 	incidentView
 	Offers   []responders.Offer `json:"offers"`
 	Timeline []incidents.Entry  `json:"timeline"`
+	PlanRun  *plans.Run         `json:"plan_run"`
 }
 
 func (s *server) view(in incidents.Incident) incidentView {
@@ -93,6 +95,11 @@ func (s *server) getIncident(c *fiber.Ctx) error {
 	}
 	if v.Timeline, err = incidents.Timeline(ctx, s.DB, in.ID); err != nil {
 		return err
+	}
+	if p.Role != RoleResident {
+		if v.PlanRun, err = s.Runner.RunOf(ctx, in.ID); err != nil {
+			return err
+		}
 	}
 	return c.JSON(v)
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/shouwang/shouwang/errdefs"
 	"github.com/shouwang/shouwang/incidents"
 	"github.com/shouwang/shouwang/links"
+	"github.com/shouwang/shouwang/plans"
 	"github.com/shouwang/shouwang/responders"
 	"github.com/shouwang/shouwang/sms"
 )
@@ -28,6 +29,7 @@ type pageText struct {
 	Type, Address, Distance, Status                              string
 	Accepted, Declined, ArrivedDone, Closed, Cancelled, SafeNote string
 	OfferOpen, AlarmOpen, Ended                                  string
+	DutyOpen, Ack, Done, Acked, DutyDone, Instructions, Due      string
 }
 
 var pageTexts = map[string]pageText{
@@ -39,6 +41,8 @@ var pageTexts = map[string]pageText{
 		Accepted: "已确认由您前往，请注意安全。", Declined: "已记录您无法前往，谢谢。", ArrivedDone: "已记录您到达现场。",
 		Closed: "该求助已无需您前往，谢谢。", Cancelled: "已取消求助，已通知志愿者。", SafeNote: "已记录您安全。其他居民的求助仍在处理中。",
 		OfferOpen: "有人需要帮助", AlarmOpen: "您的求助正在处理", Ended: "求助已结束",
+		DutyOpen: "预案任务", Ack: "确认收到", Done: "已完成", Acked: "已确认，完成后请点“已完成”。", DutyDone: "已记录完成，谢谢。",
+		Instructions: "要求", Due: "时限",
 	},
 	"en": {
 		Title: "Shouwang · community emergency", Unknown: "Link not valid", Expired: "Link expired",
@@ -49,6 +53,8 @@ var pageTexts = map[string]pageText{
 		Closed: "You are no longer needed for this call. Thank you.", Cancelled: "Your call is cancelled; responders were told.",
 		SafeNote:  "Noted that you are safe. Other residents' calls are still being handled.",
 		OfferOpen: "Someone needs help", AlarmOpen: "Your call is being handled", Ended: "This call is over",
+		DutyOpen: "Plan duty", Ack: "Confirm", Done: "Done", Acked: "Confirmed. Tap Done when it is done.", DutyDone: "Recorded as done. Thank you.",
+		Instructions: "What to do", Due: "Within",
 	},
 }
 
@@ -96,6 +102,10 @@ func outcomeText(t pageText, outcome string) (string, string) {
 		return t.SafeNote, "done"
 	case responders.OutcomeClosed:
 		return t.Closed, "gone"
+	case plans.OutcomeAcknowledged:
+		return t.Acked, "done"
+	case plans.OutcomeDone:
+		return t.DutyDone, "done"
 	}
 	return "", ""
 }
@@ -129,6 +139,11 @@ func (s *server) linkPost(c *fiber.Ctx) error {
 			return fieldError(fiber.StatusBadRequest, "action", "safe")
 		}
 		_, outcome, err = s.Dispatcher.CancelByReporter(ctx, l.Target, "by link")
+	case links.KindDuty:
+		if action != "ack" && action != "done" {
+			return fieldError(fiber.StatusBadRequest, "action", "ack or done")
+		}
+		_, outcome, err = s.Runner.Act(ctx, l.Target, action == "done", "duty holder by link")
 	}
 	if err != nil {
 		return err
@@ -161,6 +176,8 @@ func (s *server) linkPage(c *fiber.Ctx, done string) error {
 		err = s.offerPage(c, l, &d)
 	case links.KindAlarm:
 		err = s.alarmPage(c, l, &d)
+	case links.KindDuty:
+		err = s.dutyPage(c, l, &d)
 	}
 	if err != nil {
 		return err
@@ -253,4 +270,37 @@ func distanceText(m float64, lang string) string {
 	default:
 		return fmt.Sprintf("%.0f 米", m)
 	}
+}
+
+func (s *server) dutyPage(c *fiber.Ctx, l links.Link, d *pageData) error {
+	ctx := c.UserContext()
+	duty, err := s.Runner.Get(ctx, l.Target)
+	if err != nil {
+		return err
+	}
+	in, err := incidents.Get(ctx, s.DB, duty.Incident)
+	if err != nil {
+		return err
+	}
+	d.Heading = d.T.DutyOpen + "：" + duty.Title.In(d.Lang)
+	s.incidentDetails(d, in)
+	if ins := duty.Instructions.In(d.Lang); ins != "" {
+		d.Details = append(d.Details, pageDetail{d.T.Instructions, ins})
+	}
+	d.Details = append(d.Details, pageDetail{d.T.Due, fmt.Sprintf("%g min", duty.DueMinutes)})
+	switch {
+	case !in.Status.Active():
+		d.Heading = d.T.Ended
+	case duty.Status == plans.DutyDone:
+		if d.Message == "" {
+			d.Message, d.MessageClass = d.T.DutyDone, "done"
+		}
+	case duty.Status == plans.DutyPending:
+	default:
+		if duty.AckedAt.IsZero() {
+			d.Actions = append(d.Actions, pageAction{"ack", d.T.Ack, "here"})
+		}
+		d.Actions = append(d.Actions, pageAction{"done", d.T.Done, "yes"})
+	}
+	return nil
 }

@@ -59,6 +59,7 @@ const (
 	SMSStatusSubject  = "sms.status"   // a delivery receipt
 	TimerSubjectWave  = "timers.wave"  // a dispatch wave ran out of time
 	TimerSubjectVoice = "timers.voice" // an offer unanswered long enough to call
+	TimerSubjectDuty  = "timers.duty"  // a plan duty's deadline
 	deadLetterPrefix  = "deadletter."  // + durable name
 	alarmsWildcard    = "alarms.>"     // the whole alarms stream
 	incidentsWildcard = "incidents.>"  // the whole incidents stream

@@ -21,6 +21,7 @@ import (
 const (
 	KindOffer = "offer" // answer an offer: accept, decline, arrived
 	KindAlarm = "alarm" // a resident about their press: "I am safe"
+	KindDuty  = "duty"  // a plan duty: acknowledge, done
 )
 
 // ErrExpired is returned for a link past its expiry.

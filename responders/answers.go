@@ -26,6 +26,13 @@ const (
 	OutcomeSafeNoted  = "safe_noted"
 )
 
+// DutyReplier applies texts from the duty phones of organisations (plan
+// duties): "1" acknowledges, "完成" is done. handled is false when the phone
+// has no duty the text could be about.
+type DutyReplier interface {
+	Reply(ctx context.Context, q storage.Querier, in sms.Inbound, reply sms.Reply, now time.Time) (staged []events.Message, outcome string, handled bool, err error)
+}
+
 // HandleReply applies a text from a phone: a responder accepting, declining
 // or arriving, or a resident saying they are safe. Every answer is
 // confirmed by text.
@@ -46,9 +53,15 @@ func (d *Dispatcher) HandleReply(ctx context.Context, ev events.Event) error {
 		reply := sms.ParseReply(in.Body)
 		var staged []events.Message
 		var outcome string
-		if reply == sms.ReplySafe {
+		handled := false
+		if d.Duties != nil && (reply == sms.ReplyAccept || reply == sms.ReplyDone) {
+			staged, outcome, handled, err = d.Duties.Reply(ctx, q, in, reply, now)
+		}
+		switch {
+		case err != nil || handled:
+		case reply == sms.ReplySafe:
 			staged, outcome, err = d.residentSafeByPhone(ctx, q, in, now)
-		} else {
+		default:
 			staged, outcome, err = d.responderReply(ctx, q, in, reply, now)
 		}
 		if err != nil {

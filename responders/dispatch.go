@@ -63,6 +63,8 @@ type Dispatcher struct {
 	LinkBase string
 	// LinkTTL is how long a one-tap link works.
 	LinkTTL time.Duration
+	// Duties takes texts that answer plan duties rather than offers.
+	Duties DutyReplier
 }
 
 // tx runs fn in a transaction and publishes what it staged after commit.
@@ -417,6 +419,18 @@ func offeredResponders(ctx context.Context, q storage.Querier, incident string) 
 		out[id] = true
 	}
 	return out, rows.Err()
+}
+
+// Nearest finds up to limit responders qualified for skill, available and
+// idle, within radiusM of at, nearest first; plans use it to give a duty to
+// a skill group.
+func Nearest(ctx context.Context, q storage.Querier, tax *events.Taxonomy, community string, at geo.Point,
+	radiusM float64, skill string, now time.Time, limit int) ([]Candidate, error) {
+	near, err := respondersNear(ctx, q, community, at, radiusM)
+	if err != nil {
+		return nil, err
+	}
+	return Rank(tax, near, []string{skill}, at, radiusM, now, nil, limit), nil
 }
 
 // respondersNear reads the available, idle responders of a community inside

@@ -38,6 +38,9 @@ const (
 
 var orgKinds = []string{OrgEmergencyCenter, OrgPropertyCompany, OrgOwnersCommittee, OrgVolunteerTeam, OrgHealthStation, OrgPoliceOffice}
 
+// OrganisationKinds lists the kinds of organisation, for plans and forms.
+func OrganisationKinds() []string { return append([]string(nil), orgKinds...) }
+
 // Organisation is a party with duties: the emergency center, the property
 // company, the owners' committee, a volunteer team…
 type Organisation struct {

@@ -3,11 +3,14 @@ package responders
 import (
 	"context"
 	"fmt"
+	"sort"
 	"time"
+	"unicode/utf8"
 
 	"github.com/shouwang/shouwang/errdefs"
 	"github.com/shouwang/shouwang/events"
 	"github.com/shouwang/shouwang/geo"
+	"github.com/shouwang/shouwang/incidents"
 	"github.com/shouwang/shouwang/storage"
 )
 
@@ -30,8 +33,12 @@ type Resident struct {
 	Address    string     `json:"address,omitempty"`
 	Location   *geo.Point `json:"location,omitempty"`
 	Vulnerable string     `json:"vulnerable,omitempty"`
-	Locale     string     `json:"locale"`
-	CreatedAt  time.Time  `json:"created_at"`
+	// Needs and Contact tell a volunteer checking on a vulnerable resident
+	// what to bring and whom to call (a relative, a neighbour).
+	Needs     string    `json:"needs,omitempty"`
+	Contact   string    `json:"contact,omitempty"`
+	Locale    string    `json:"locale"`
+	CreatedAt time.Time `json:"created_at"`
 }
 
 // Validate checks a resident before it is stored.
@@ -42,6 +49,10 @@ func (r Resident) Validate() error {
 		verr.Add("phone", "an E.164 number such as +8613800000000")
 	}
 	checkName(verr, "address", r.Address, false)
+	checkName(verr, "contact", r.Contact, false)
+	if utf8.RuneCountInString(r.Needs) > 200 || incidents.HasControl(r.Needs, true) {
+		verr.Add("needs", "at most 200 characters without control characters")
+	}
 	if r.Location != nil {
 		checkPoint(verr, "location", *r.Location)
 	}
@@ -54,13 +65,14 @@ func (r Resident) Validate() error {
 	return verr.OrNil()
 }
 
-const residentColumns = `id, community_id, name, phone, address, lat, lng, vulnerable, locale, created_at`
+const residentColumns = `id, community_id, name, phone, address, lat, lng, vulnerable, needs, contact, locale, created_at`
 
 func scanResident(row storage.Row) (Resident, error) {
 	var r Resident
 	var lat, lng float64
 	var at int64
-	if err := row.Scan(&r.ID, &r.Community, &r.Name, &r.Phone, &r.Address, &lat, &lng, &r.Vulnerable, &r.Locale, &at); err != nil {
+	if err := row.Scan(&r.ID, &r.Community, &r.Name, &r.Phone, &r.Address, &lat, &lng, &r.Vulnerable, &r.Needs, &r.Contact,
+		&r.Locale, &at); err != nil {
 		return Resident{}, err
 	}
 	if lat != 0 || lng != 0 {
@@ -98,8 +110,8 @@ func (g *Registry) CreateResident(ctx context.Context, r Resident) (Resident, er
 	r.CreatedAt = now.UTC()
 	lat, lng := r.latLng()
 	_, err := g.DB.Exec(ctx, `INSERT INTO residents (id, community_id, name, phone, address, lat, lng, vulnerable, locale,
-		created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10)`,
-		r.ID, r.Community, r.Name, r.Phone, r.Address, lat, lng, r.Vulnerable, r.Locale, now.UnixMilli())
+		created_at, updated_at, needs, contact) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $11, $12)`,
+		r.ID, r.Community, r.Name, r.Phone, r.Address, lat, lng, r.Vulnerable, r.Locale, now.UnixMilli(), r.Needs, r.Contact)
 	if isUniqueViolation(err) {
 		return Resident{}, fmt.Errorf("resident %s exists: %w", r.ID, errdefs.ErrConflict)
 	}
@@ -128,11 +140,42 @@ func (g *Registry) checkResidentPhone(ctx context.Context, r Resident) error {
 
 // GetResident reads a resident of a community.
 func (g *Registry) GetResident(ctx context.Context, community, id string) (Resident, error) {
-	r, err := scanResident(g.DB.QueryRow(ctx, `SELECT `+residentColumns+` FROM residents WHERE id = $1 AND community_id = $2`, id, community))
+	return ResidentIn(ctx, g.DB, community, id)
+}
+
+// ResidentIn reads a resident of a community, inside a transaction if q is one.
+func ResidentIn(ctx context.Context, q storage.Querier, community, id string) (Resident, error) {
+	r, err := scanResident(q.QueryRow(ctx, `SELECT `+residentColumns+` FROM residents WHERE id = $1 AND community_id = $2`, id, community))
 	if err != nil {
 		return Resident{}, notFound("resident", id, err)
 	}
 	return r, nil
+}
+
+// VulnerableNear lists the vulnerable residents of a community registered
+// within radiusM of at, nearest first.
+func VulnerableNear(ctx context.Context, q storage.Querier, community string, at geo.Point, radiusM float64) ([]Resident, error) {
+	box := geo.BoxAround(at, radiusM)
+	rows, err := q.Query(ctx, `SELECT `+residentColumns+` FROM residents WHERE community_id = $1 AND vulnerable <> ''
+		AND lat BETWEEN $2 AND $3 AND lng BETWEEN $4 AND $5`, community, box.MinLat, box.MaxLat, box.MinLng, box.MaxLng)
+	if err != nil {
+		return nil, fmt.Errorf("vulnerable residents near %v: %w", at, err)
+	}
+	defer rows.Close()
+	var out []Resident
+	for rows.Next() {
+		r, err := scanResident(rows)
+		if err != nil {
+			return nil, err
+		}
+		if r.Location != nil && geo.DistanceM(at, *r.Location) <= radiusM {
+			out = append(out, r)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		return geo.DistanceM(at, *out[i].Location) < geo.DistanceM(at, *out[j].Location)
+	})
+	return out, rows.Err()
 }
 
 // ListResidents lists a community's residents by name, a page at a time.
@@ -164,6 +207,8 @@ type ResidentPatch struct {
 	Address    *string    `json:"address"`
 	Location   *geo.Point `json:"location"`
 	Vulnerable *string    `json:"vulnerable"`
+	Needs      *string    `json:"needs"`
+	Contact    *string    `json:"contact"`
 	Locale     *string    `json:"locale"`
 }
 
@@ -177,6 +222,8 @@ func (g *Registry) UpdateResident(ctx context.Context, community, id string, p R
 	set(&r.Phone, p.Phone)
 	set(&r.Address, p.Address)
 	set(&r.Vulnerable, p.Vulnerable)
+	set(&r.Needs, p.Needs)
+	set(&r.Contact, p.Contact)
 	set(&r.Locale, p.Locale)
 	if p.Location != nil {
 		r.Location = p.Location
@@ -189,8 +236,8 @@ func (g *Registry) UpdateResident(ctx context.Context, community, id string, p R
 	}
 	lat, lng := r.latLng()
 	if _, err := g.DB.Exec(ctx, `UPDATE residents SET name = $2, phone = $3, address = $4, lat = $5, lng = $6, vulnerable = $7,
-		locale = $8, updated_at = $9 WHERE id = $1`, r.ID, r.Name, r.Phone, r.Address, lat, lng, r.Vulnerable, r.Locale,
-		g.Now().UnixMilli()); err != nil {
+		locale = $8, updated_at = $9, needs = $10, contact = $11 WHERE id = $1`, r.ID, r.Name, r.Phone, r.Address, lat, lng,
+		r.Vulnerable, r.Locale, g.Now().UnixMilli(), r.Needs, r.Contact); err != nil {
 		return Resident{}, fmt.Errorf("update resident %s: %w", id, err)
 	}
 	return r, nil

@@ -199,6 +199,16 @@ func listOrgs(ctx context.Context, q storage.Querier, community, kind string) ([
 	return out, rows.Err()
 }
 
+// OrgOfKind finds a community's organisation of a kind (the first
+// registered), for plans that assign duties by kind.
+func OrgOfKind(ctx context.Context, q storage.Querier, community, kind string) (Organisation, bool, error) {
+	orgs, err := listOrgs(ctx, q, community, kind)
+	if err != nil || len(orgs) == 0 {
+		return Organisation{}, false, err
+	}
+	return orgs[0], true, nil
+}
+
 // OrganisationPatch changes some fields of an organisation.
 type OrganisationPatch struct {
 	Name      *string `json:"name"`

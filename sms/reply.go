@@ -15,6 +15,7 @@ const (
 	ReplyDecline
 	ReplyArrived // a responder is on scene
 	ReplySafe    // a resident who pressed is safe after all
+	ReplyDone    // a duty is done
 )
 
 func (r Reply) String() string {
@@ -27,6 +28,8 @@ func (r Reply) String() string {
 		return "arrived"
 	case ReplySafe:
 		return "safe"
+	case ReplyDone:
+		return "done"
 	}
 	return "unknown"
 }
@@ -37,6 +40,7 @@ var replyWords = map[string]Reply{
 	"2": ReplyDecline, "n": ReplyDecline, "no": ReplyDecline,
 	"拒": ReplyDecline, "拒绝": ReplyDecline, "否": ReplyDecline, "不": ReplyDecline, "不去": ReplyDecline,
 	"3": ReplyArrived, "到": ReplyArrived, "到达": ReplyArrived, "已到": ReplyArrived, "已到达": ReplyArrived, "arrived": ReplyArrived,
+	"完成": ReplyDone, "已完成": ReplyDone, "做完了": ReplyDone, "done": ReplyDone,
 	"我安全": ReplySafe, "安全": ReplySafe, "我没事": ReplySafe, "safe": ReplySafe, "imsafe": ReplySafe, "iamsafe": ReplySafe,
 }
 

@@ -9,6 +9,7 @@ func TestParseReply(t *testing.T) {
 		"拒绝": ReplyDecline, "no.": ReplyDecline, "12": ReplyUnknown, "": ReplyUnknown, "maybe": ReplyUnknown,
 		"1 2": ReplyUnknown, "我马上到": ReplyUnknown,
 		"我安全": ReplySafe, "我安全！": ReplySafe, "SAFE": ReplySafe, "I'm safe": ReplySafe, "３": ReplyArrived, "到达": ReplyArrived,
+		"完成": ReplyDone, "DONE": ReplyDone, "已完成。": ReplyDone,
 	} {
 		if got := ParseReply(body); got != want {
 			t.Errorf("ParseReply(%q) = %v, want %v", body, got, want)
@@ -22,7 +23,7 @@ func FuzzParseReply(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, body string) {
 		r := ParseReply(body)
-		if r != ReplyUnknown && r != ReplyAccept && r != ReplyDecline && r != ReplyArrived && r != ReplySafe {
+		if r != ReplyUnknown && r != ReplyAccept && r != ReplyDecline && r != ReplyArrived && r != ReplySafe && r != ReplyDone {
 			t.Fatalf("ParseReply(%q) = %d", body, r)
 		}
 		// A reply that says both or neither is never taken as an answer.

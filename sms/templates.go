@@ -36,6 +36,14 @@ const (
 	TplSafeCancelled    = "safe_cancelled"
 	TplSafeNoted        = "safe_noted"
 
+	// Duties from a contingency plan.
+	TplDutyAssigned   = "duty_assigned"
+	TplDutyResident   = "duty_resident"
+	TplDutyAckConfirm = "duty_ack_confirm"
+	TplDutyDone       = "duty_done_confirm"
+	TplDutyOverdue    = "duty_overdue"
+	TplDutyUnassigned = "duty_unassigned"
+
 	// Read out on a call; the keypad answers.
 	TplVoiceOffer    = "voice_offer"
 	TplVoiceNoInput  = "voice_no_input"
@@ -86,6 +94,30 @@ var Templates = map[string]Template{
 	TplSafeNoted: {
 		ZH: "【守望】已记录您安全。其他居民的求助仍在处理中。[{ref}]",
 		EN: "[Shouwang] Noted that you are safe. Other residents' calls about this are still being handled. [{ref}]",
+	},
+	TplDutyAssigned: {
+		ZH: "【守望】{plan}：{title}。地点：{address}。{instructions}请在{due}分钟内完成。回复 1 确认，完成后回复“完成”，或点击 {link}。[{ref}]",
+		EN: "[Shouwang] {plan}: {title}. Where: {address}. {instructions} Due within {due} min. Reply 1 to confirm and DONE when done, or tap {link}. [{ref}]",
+	},
+	TplDutyResident: {
+		ZH: "【守望】{plan}：{title}——{resident}，{resident_address}，{needs}，联系人：{contact}。请在{due}分钟内完成。回复 1 确认，完成后回复“完成”，或点击 {link}。[{ref}]",
+		EN: "[Shouwang] {plan}: {title} — {resident}, {resident_address}, needs: {needs}, contact: {contact}. Due within {due} min. Reply 1 to confirm and DONE when done, or tap {link}. [{ref}]",
+	},
+	TplDutyAckConfirm: {
+		ZH: "【守望】已确认：{title}。完成后请回复“完成”。[{ref}]",
+		EN: "[Shouwang] Confirmed: {title}. Reply DONE when it is done. [{ref}]",
+	},
+	TplDutyDone: {
+		ZH: "【守望】已记录完成：{title}，谢谢。[{ref}]",
+		EN: "[Shouwang] Recorded as done: {title}. Thank you. [{ref}]",
+	},
+	TplDutyOverdue: {
+		ZH: "【守望】逾期：{assignee}未在{due}分钟内完成“{title}”（{address}）。请应急中心跟进。[{ref}]",
+		EN: "[Shouwang] Overdue: {assignee} has not done \"{title}\" ({address}) within {due} min. Emergency center, please follow up. [{ref}]",
+	},
+	TplDutyUnassigned: {
+		ZH: "【守望】预案步骤“{title}”无人承接：本社区未登记{assignee}。请应急中心安排。[{ref}]",
+		EN: "[Shouwang] Nobody can take the plan step \"{title}\": no {assignee} is registered. Emergency center, please arrange it. [{ref}]",
 	},
 	TplVoiceOffer: {
 		ZH: "这里是守望社区应急。{type}求助，地址：{address}，距您约{distance}。接受请按1，拒绝请按2。",

@@ -20,6 +20,8 @@ import (
 
 	_ "time/tzdata" // Asia/Shanghai must work in a bare container
 
+	"github.com/shouwang/shouwang/events"
+	"github.com/shouwang/shouwang/plans"
 	"github.com/shouwang/shouwang/sms"
 	"github.com/shouwang/shouwang/storage"
 )
@@ -30,6 +32,7 @@ usage:
   shouwang serve [flags]     run the service; --demo loads a demo community
   shouwang migrate [flags]   apply database migrations and exit
   shouwang templates list    every message template, to register with a carrier
+  shouwang plans lint FILE   check a contingency plan; prints every problem with its line
 
 Run "shouwang serve -h" for the flags; every flag also has a SHOUWANG_* variable.
 `
@@ -49,6 +52,8 @@ func main() {
 		err = migrateCmd(ctx, os.Args[2:])
 	case "templates":
 		err = templatesCmd(os.Stdout, os.Args[2:])
+	case "plans":
+		err = plansCmd(os.Stdout, os.Args[2:])
 	case "-h", "--help", "help":
 		fmt.Print(usage)
 	default:
@@ -159,6 +164,38 @@ func templatesCmd(out io.Writer, args []string) error {
 	for _, name := range sms.TemplateNames() {
 		t := sms.Templates[name]
 		fmt.Fprintf(out, "%s\n  params: %s\n  zh-CN:  %s\n  en:     %s\n\n", name, strings.Join(t.Params(), ", "), t.ZH, t.EN)
+	}
+	return nil
+}
+
+// plansCmd checks plan documents before they are posted: every problem is
+// printed as FILE:LINE: field: message, and the command fails if any.
+func plansCmd(out io.Writer, args []string) error {
+	if len(args) < 2 || args[0] != "lint" {
+		return fmt.Errorf("usage: shouwang plans lint FILE [FILE…]")
+	}
+	bad := 0
+	for _, file := range args[1:] {
+		src, err := os.ReadFile(file)
+		if err != nil {
+			return err
+		}
+		p, err := plans.Parse(events.DefaultTaxonomy(), src)
+		var ps plans.Problems
+		switch {
+		case errors.As(err, &ps):
+			for _, pr := range ps {
+				fmt.Fprintf(out, "%s:%d: %s: %s\n", file, pr.Line, pr.Field, pr.Message)
+			}
+			bad += len(ps)
+		case err != nil:
+			return err
+		default:
+			fmt.Fprintf(out, "%s: ok (plan %s, %d steps)\n", file, p.ID, len(p.Steps))
+		}
+	}
+	if bad > 0 {
+		return fmt.Errorf("%d problem(s)", bad)
 	}
 	return nil
 }

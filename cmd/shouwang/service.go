@@ -17,6 +17,7 @@ import (
 	"github.com/shouwang/shouwang/api"
 	"github.com/shouwang/shouwang/events"
 	"github.com/shouwang/shouwang/incidents"
+	"github.com/shouwang/shouwang/plans"
 	"github.com/shouwang/shouwang/responders"
 	"github.com/shouwang/shouwang/sms"
 	"github.com/shouwang/shouwang/storage"
@@ -31,6 +32,8 @@ type Service struct {
 	Dispatcher *responders.Dispatcher
 	Tokens     *api.Tokens
 	DevSink    *sms.DevSink
+	Plans      *plans.Store
+	Runner     *plans.Runner
 
 	log     *slog.Logger
 	app     *fiber.App
@@ -99,6 +102,12 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (svc *Service, err
 	s.Registry = &responders.Registry{DB: s.DB, Tax: tax, Now: now}
 	s.Dispatcher = &responders.Dispatcher{DB: s.DB, Tax: tax, Relay: relay, Log: log, Now: now, WaveTimeout: cfg.WaveTimeout,
 		VoiceAfter: cfg.VoiceAfter, LinkBase: publicURL, LinkTTL: cfg.LinkTTL}
+	s.Plans = &plans.Store{DB: s.DB, Tax: tax, Now: now}
+	if err = s.Plans.Seed(ctx); err != nil {
+		return nil, err
+	}
+	s.Runner = &plans.Runner{DB: s.DB, Tax: tax, Store: s.Plans, Relay: relay, Log: log, Now: now, LinkBase: publicURL, LinkTTL: cfg.LinkTTL}
+	s.Dispatcher.Duties = s.Runner
 	s.Tokens = &api.Tokens{DB: s.DB, AdminHash: api.AdminHash(cfg.AdminToken), Now: now}
 	intake := &incidents.Intake{DB: s.DB, Tax: tax, Relay: relay, Log: log, Now: now}
 	sender := &sms.Sender{DB: s.DB, Provider: provider, Relay: relay, Log: log, Now: now,
@@ -118,6 +127,10 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (svc *Service, err
 			Filters: []string{events.TimerSubjectWave}}, s.Dispatcher.HandleTimer},
 		{events.ConsumerSpec{Stream: events.StreamTimers, Durable: "voice-timers", Workers: 4,
 			Filters: []string{events.TimerSubjectVoice}}, s.Dispatcher.HandleVoiceTimer},
+		{events.ConsumerSpec{Stream: events.StreamIncidents, Durable: "plans", Workers: 2,
+			Filters: []string{events.IncidentEventFilter(events.IncidentOpened)}}, s.Runner.HandleIncident},
+		{events.ConsumerSpec{Stream: events.StreamTimers, Durable: "duty-timers", Workers: 2,
+			Filters: []string{events.TimerSubjectDuty}}, s.Runner.HandleDutyTimer},
 		{events.ConsumerSpec{Stream: events.StreamIncidents, Durable: "reporter-feedback", Workers: 2,
 			Filters: []string{events.IncidentEventFilter(events.IncidentOpened), events.IncidentEventFilter(events.IncidentReportAdded)}},
 			s.Dispatcher.HandleReported},
@@ -142,7 +155,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (svc *Service, err
 
 	s.app = api.New(api.Deps{
 		DB: s.DB, Bus: s.Bus, Tax: tax, Registry: s.Registry, Dispatcher: s.Dispatcher,
-		Submitter: &incidents.Submitter{Bus: s.Bus, Tax: tax}, Tokens: s.Tokens, DevSink: s.DevSink,
+		Submitter: &incidents.Submitter{Bus: s.Bus, Tax: tax}, Tokens: s.Tokens, DevSink: s.DevSink, Plans: s.Plans, Runner: s.Runner,
 		TwilioAuthToken: cfg.TwilioAuthToken, PublicURL: cfg.PublicURL, Log: log, Now: now,
 	})
 	s.wg.Add(1)

@@ -62,7 +62,8 @@ type Server struct {
 	mu       sync.Mutex
 	msgs     []Message
 	calls    []Call
-	added    chan struct{} // closed and replaced whenever a message is recorded
+	failTo   map[string]int // phone → Twilio error code for every text to it
+	added    chan struct{}  // closed and replaced whenever a message is recorded
 	failN    int
 	failCode int
 	failHTTP int
@@ -271,6 +272,18 @@ func (s *Server) admit(w http.ResponseWriter, r *http.Request) (time.Time, bool)
 	return now, true
 }
 
+// FailTo makes every text to phone fail with HTTP 400 and the Twilio
+// error code (21211 not a valid number, 21610 unsubscribed…), as for a
+// number that cannot be reached.
+func (s *Server) FailTo(phone string, twilioCode int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.failTo == nil {
+		s.failTo = map[string]int{}
+	}
+	s.failTo[phone] = twilioCode
+}
+
 func (s *Server) createMessage(w http.ResponseWriter, r *http.Request) {
 	now, ok := s.admit(w, r)
 	if !ok {
@@ -281,6 +294,13 @@ func (s *Server) createMessage(w http.ResponseWriter, r *http.Request) {
 		From:           r.PostForm.Get("From"),
 		Body:           r.PostForm.Get("Body"),
 		StatusCallback: r.PostForm.Get("StatusCallback"),
+	}
+	s.mu.Lock()
+	code, refused := s.failTo[m.To]
+	s.mu.Unlock()
+	if refused {
+		writeError(w, http.StatusBadRequest, code, "Injected failure for "+m.To)
+		return
 	}
 	switch {
 	case m.To == "":

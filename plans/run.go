@@ -1,0 +1,662 @@
+package plans
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/shouwang/shouwang/errdefs"
+	"github.com/shouwang/shouwang/events"
+	"github.com/shouwang/shouwang/incidents"
+	"github.com/shouwang/shouwang/links"
+	"github.com/shouwang/shouwang/responders"
+	"github.com/shouwang/shouwang/sms"
+	"github.com/shouwang/shouwang/storage"
+)
+
+// Duty states.
+const (
+	DutyPending      = "pending" // waits for the steps it depends on
+	DutyAssigned     = "assigned"
+	DutyAcknowledged = "acknowledged"
+	DutyDone         = "done"
+	DutyOverdue      = "overdue" // not done in time; the center was texted
+)
+
+// Duty is one plan step given to one party (an organisation, or a
+// responder for a skill group), possibly about one vulnerable resident.
+type Duty struct {
+	ID           string       `json:"id"`
+	Run          string       `json:"run"`
+	Incident     string       `json:"incident"`
+	Community    string       `json:"community"`
+	Step         string       `json:"step"`
+	Seq          int          `json:"seq"`
+	Title        events.Label `json:"title"`
+	Instructions events.Label `json:"instructions"`
+	Assignee     string       `json:"assignee"`
+	Org          string       `json:"org,omitempty"`
+	Responder    string       `json:"responder,omitempty"`
+	Resident     string       `json:"resident,omitempty"`
+	Phone        string       `json:"-"`
+	DueMinutes   float64      `json:"due_minutes"`
+	DependsOn    []string     `json:"depends_on,omitempty"`
+	Status       string       `json:"status"`
+	AssignedAt   time.Time    `json:"assigned_at,omitzero"`
+	DueAt        time.Time    `json:"due_at,omitzero"`
+	AckedAt      time.Time    `json:"acknowledged_at,omitzero"`
+	DoneAt       time.Time    `json:"done_at,omitzero"`
+	OverdueAt    time.Time    `json:"overdue_at,omitzero"`
+	AckedBy      string       `json:"acknowledged_by,omitempty"`
+	DoneBy       string       `json:"done_by,omitempty"`
+}
+
+// Run is a plan started for an incident, with its duties.
+type Run struct {
+	ID      string       `json:"id"`
+	Plan    string       `json:"plan"`
+	Version int          `json:"version"`
+	Title   events.Label `json:"title"`
+	Started time.Time    `json:"started_at"`
+	Duties  []Duty       `json:"duties"`
+}
+
+// Runner starts plans when incidents open and follows their duties. Like
+// the dispatcher, every change runs in one transaction that locks the
+// incident, and every handler is idempotent.
+type Runner struct {
+	DB       storage.DB
+	Tax      *events.Taxonomy
+	Store    *Store
+	Relay    *events.Relay
+	Log      *slog.Logger
+	Now      func() time.Time
+	LinkBase string
+	LinkTTL  time.Duration
+}
+
+func (r *Runner) tx(ctx context.Context, fn func(q storage.Querier, now time.Time) ([]events.Message, error)) error {
+	var staged []events.Message
+	err := r.DB.InTx(ctx, func(q storage.Querier) error {
+		var err error
+		staged, err = fn(q, r.Now())
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	r.Relay.Send(ctx, staged)
+	return nil
+}
+
+// HandleIncident starts the most specific plan when an incident opens.
+func (r *Runner) HandleIncident(ctx context.Context, ev events.Event) error {
+	if ev.Type != "incident."+events.IncidentOpened {
+		return nil
+	}
+	var p incidents.Payload
+	if err := ev.Decode(&p); err != nil {
+		return events.Permanent(err)
+	}
+	return r.tx(ctx, func(q storage.Querier, now time.Time) ([]events.Message, error) {
+		in, err := incidents.Lock(ctx, q, p.ID)
+		if err != nil {
+			return nil, err
+		}
+		var runs int
+		if err := q.QueryRow(ctx, `SELECT COUNT(*) FROM plan_runs WHERE incident_id = $1`, in.ID).Scan(&runs); err != nil {
+			return nil, err
+		}
+		if runs > 0 || !in.Status.Active() {
+			return nil, nil // started already: a redelivery
+		}
+		all, err := r.Store.Latest(ctx, q)
+		if err != nil {
+			return nil, err
+		}
+		plan, ok := Pick(all, in.Community, in.Type, in.Severity)
+		if !ok {
+			return nil, nil
+		}
+		return r.activate(ctx, q, in, plan, now)
+	})
+}
+
+func (r *Runner) activate(ctx context.Context, q storage.Querier, in incidents.Incident, plan Plan, now time.Time) ([]events.Message, error) {
+	run := "run_" + strings.TrimPrefix(in.ID, "in_")
+	title, _ := json.Marshal(plan.Title)
+	if _, err := q.Exec(ctx, `INSERT INTO plan_runs (id, incident_id, plan_id, version, title, started_at) VALUES ($1, $2, $3, $4, $5, $6)`,
+		run, in.ID, plan.ID, plan.Version, string(title), now.UnixMilli()); err != nil {
+		return nil, fmt.Errorf("start plan %s for %s: %w", plan.ID, in.ID, err)
+	}
+	it, _ := r.Tax.Type(in.Type)
+	var duties []Duty
+	for seq, st := range plan.Steps {
+		d := Duty{Run: run, Incident: in.ID, Community: in.Community, Step: st.ID, Seq: seq, Title: st.Title,
+			Instructions: st.Instructions, Assignee: st.Assignee, DueMinutes: st.DueMinutes, DependsOn: st.DependsOn, Status: DutyPending}
+		if st.ForEach != ForEachVulnerable {
+			d.ID = fmt.Sprintf("du_%s_%s", strings.TrimPrefix(in.ID, "in_"), st.ID)
+			duties = append(duties, d)
+			continue
+		}
+		residents, err := responders.VulnerableNear(ctx, q, in.Community, in.Location, it.Correlation.RadiusM)
+		if err != nil {
+			return nil, err
+		}
+		for _, res := range residents {
+			d := d
+			d.ID = fmt.Sprintf("du_%s_%s_%s", strings.TrimPrefix(in.ID, "in_"), st.ID, res.ID)
+			d.Resident = res.ID
+			duties = append(duties, d)
+		}
+	}
+	for _, d := range duties {
+		deps, _ := json.Marshal(d.DependsOn)
+		tl, _ := json.Marshal(d.Title)
+		ins, _ := json.Marshal(d.Instructions)
+		if _, err := q.Exec(ctx, `INSERT INTO duties (id, run_id, incident_id, community_id, step_id, seq, title, instructions,
+			assignee, resident_id, due_minutes, depends_on, status) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
+			d.ID, d.Run, d.Incident, d.Community, d.Step, d.Seq, string(tl), string(ins), d.Assignee, d.Resident, d.DueMinutes,
+			string(deps), d.Status); err != nil {
+			return nil, fmt.Errorf("duty %s: %w", d.ID, err)
+		}
+	}
+	detail := map[string]any{"plan": plan.ID, "version": plan.Version, "title": plan.Title.ZH, "duties": len(duties)}
+	if err := incidents.Record(ctx, q, "plan_activated:"+in.ID, in.ID, now, "plan_activated", "system", detail); err != nil {
+		return nil, err
+	}
+	ev, err := incidents.Event(in, "plan_activated", in.ID, "system", now, detail)
+	if err != nil {
+		return nil, err
+	}
+	staged := []events.Message{ev}
+	if err := events.Stage(ctx, q, now, ev); err != nil {
+		return nil, err
+	}
+	more, err := r.release(ctx, q, in, run, now)
+	return append(staged, more...), err
+}
+
+// release assigns every pending duty of a run whose steps it depends on
+// are all done.
+func (r *Runner) release(ctx context.Context, q storage.Querier, in incidents.Incident, run string, now time.Time) ([]events.Message, error) {
+	all, err := queryDuties(ctx, q, `WHERE run_id = $1`, run)
+	if err != nil {
+		return nil, err
+	}
+	done := map[string]bool{}
+	open := map[string]bool{}
+	for _, d := range all {
+		if d.Status == DutyDone {
+			done[d.Step] = true
+		} else {
+			open[d.Step] = true
+		}
+	}
+	var staged []events.Message
+	for _, d := range all {
+		if d.Status != DutyPending {
+			continue
+		}
+		ready := true
+		for _, dep := range d.DependsOn {
+			// A step is done when every duty made from it is done.
+			if !done[dep] || open[dep] {
+				ready = false
+			}
+		}
+		if !ready {
+			continue
+		}
+		m, err := r.assign(ctx, q, in, d, now)
+		if err != nil {
+			return nil, err
+		}
+		staged = append(staged, m...)
+	}
+	return staged, nil
+}
+
+// assign gives a duty to its party, texts them and sets its deadline.
+func (r *Runner) assign(ctx context.Context, q storage.Querier, in incidents.Incident, d Duty, now time.Time) ([]events.Message, error) {
+	where := in.Location
+	var res responders.Resident
+	if d.Resident != "" {
+		rs, err := residentByID(ctx, q, in.Community, d.Resident)
+		if err != nil {
+			return nil, err
+		}
+		res = rs
+		if rs.Location != nil {
+			where = *rs.Location
+		}
+	}
+	locale := "zh-CN"
+	if skill, ok := strings.CutPrefix(d.Assignee, "skill:"); ok {
+		near, err := responders.Nearest(ctx, q, r.Tax, in.Community, where, 3000, skill, now, 1)
+		if err != nil {
+			return nil, err
+		}
+		if len(near) > 0 {
+			d.Responder, d.Phone, locale = near[0].Responder.ID, near[0].Responder.Phone, near[0].Responder.Locale
+		}
+	} else {
+		org, ok, err := responders.OrgOfKind(ctx, q, in.Community, d.Assignee)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			d.Org, d.Phone = org.ID, org.DutyPhone
+		}
+	}
+	due := now.Add(time.Duration(d.DueMinutes * float64(time.Minute)))
+	d.Status, d.AssignedAt, d.DueAt = DutyAssigned, now, due
+	if d.Org == "" && d.Responder == "" {
+		// Nobody to give it to: the center must know now, not at the deadline.
+		d.Status, d.OverdueAt = DutyOverdue, now
+	}
+	if _, err := q.Exec(ctx, `UPDATE duties SET status = $2, org_id = $3, responder_id = $4, phone = $5, assigned_at = $6,
+		due_at = $7, overdue_at = $8 WHERE id = $1`, d.ID, d.Status, d.Org, d.Responder, d.Phone, now.UnixMilli(), due.UnixMilli(),
+		ms(d.OverdueAt)); err != nil {
+		return nil, fmt.Errorf("assign %s: %w", d.ID, err)
+	}
+	var staged []events.Message
+	detail := map[string]any{"duty": d.ID, "step": d.Step, "title": d.Title.ZH, "assignee": d.Assignee, "org": d.Org,
+		"responder": d.Responder, "resident": d.Resident, "due_at": due}
+	if d.Status == DutyOverdue {
+		m, err := r.tellCenter(ctx, q, in, d, sms.TplDutyUnassigned, now)
+		if err != nil {
+			return nil, err
+		}
+		staged = append(staged, m...)
+		if err := incidents.Record(ctx, q, "duty_unassigned:"+d.ID, in.ID, now, "duty_unassigned", "system", detail); err != nil {
+			return nil, err
+		}
+		return staged, nil
+	}
+	if d.Phone != "" {
+		token, err := links.Issue(ctx, q, links.KindDuty, d.ID, in.Community, locale, now, now.Add(r.linkTTL()))
+		if err != nil {
+			return nil, err
+		}
+		params := r.params(in, d, locale)
+		params["link"] = strings.TrimRight(r.LinkBase, "/") + "/o/" + token
+		tpl := sms.TplDutyAssigned
+		if d.Resident != "" {
+			tpl = sms.TplDutyResident
+			params["resident"], params["resident_address"] = res.Name, res.Address
+			params["needs"], params["contact"] = orDash(res.Needs), orDash(res.Contact)
+		}
+		m, err := notify(ctx, q, now, sms.Text{Key: "duty:" + d.ID, Community: in.Community, Incident: in.ID, To: d.Phone,
+			Template: tpl, Params: params, Locale: locale, Drill: in.Drill, Purpose: "duty"})
+		if err != nil {
+			return nil, err
+		}
+		staged = append(staged, m...)
+	}
+	tev, err := events.New("duty_due:"+d.ID, "timer.duty", events.TimerSubjectDuty, in.Community, now, dutyPayload{Duty: d.ID})
+	if err != nil {
+		return nil, err
+	}
+	tm, err := events.EventMessage(tev, due)
+	if err != nil {
+		return nil, err
+	}
+	if err := incidents.Record(ctx, q, "duty_assigned:"+d.ID, in.ID, now, "duty_assigned", "system", detail); err != nil {
+		return nil, err
+	}
+	ev, err := incidents.Event(in, "duty_assigned", d.ID, "system", now, detail)
+	if err != nil {
+		return nil, err
+	}
+	staged = append(staged, tm, ev)
+	return staged, events.Stage(ctx, q, now, tm, ev)
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "—"
+	}
+	return s
+}
+
+func (r *Runner) linkTTL() time.Duration {
+	if r.LinkTTL <= 0 {
+		return 12 * time.Hour
+	}
+	return r.LinkTTL
+}
+
+func (r *Runner) params(in incidents.Incident, d Duty, locale string) map[string]string {
+	address := in.Address
+	if address == "" {
+		address = fmt.Sprintf("%.5f,%.5f", in.Location.Lat, in.Location.Lng)
+	}
+	it, _ := r.Tax.Type(in.Type)
+	plan := it.Label.In(locale) + "预案"
+	if strings.HasPrefix(locale, "en") {
+		plan = it.Label.In(locale) + " plan"
+	}
+	instructions := d.Instructions.In(locale)
+	if instructions != "" && !strings.HasSuffix(instructions, "。") && !strings.HasSuffix(instructions, ".") {
+		instructions += "。"
+	}
+	return map[string]string{"plan": plan, "title": d.Title.In(locale), "address": address, "instructions": instructions,
+		"due": strconv.FormatFloat(d.DueMinutes, 'f', -1, 64), "ref": responders.Ref(in.ID), "assignee": d.Assignee}
+}
+
+func notify(ctx context.Context, q storage.Querier, now time.Time, t sms.Text) ([]events.Message, error) {
+	m, queued, err := sms.Enqueue(ctx, q, now, t)
+	if err != nil || !queued {
+		return nil, err
+	}
+	return []events.Message{m}, nil
+}
+
+// tellCenter texts the community's emergency center about a duty.
+func (r *Runner) tellCenter(ctx context.Context, q storage.Querier, in incidents.Incident, d Duty, tpl string, now time.Time) ([]events.Message, error) {
+	center, ok, err := responders.OrgOfKind(ctx, q, in.Community, responders.OrgEmergencyCenter)
+	if err != nil || !ok || center.DutyPhone == "" {
+		if err == nil {
+			r.Log.Error("duty needs the emergency center but none is registered", "duty", d.ID, "community", in.Community)
+		}
+		return nil, err
+	}
+	params := r.params(in, d, "zh-CN")
+	if d.Org != "" {
+		if org, err := orgName(ctx, q, d.Org); err == nil {
+			params["assignee"] = org
+		}
+	}
+	return notify(ctx, q, now, sms.Text{Key: tpl + ":" + d.ID, Community: in.Community, Incident: in.ID, To: center.DutyPhone,
+		Template: tpl, Params: params, Drill: in.Drill, Purpose: tpl})
+}
+
+func orgName(ctx context.Context, q storage.Querier, id string) (string, error) {
+	var name string
+	err := q.QueryRow(ctx, `SELECT name FROM organisations WHERE id = $1`, id).Scan(&name)
+	return name, err
+}
+
+type dutyPayload struct {
+	Duty string `json:"duty"`
+}
+
+// HandleDutyTimer marks a duty overdue at its deadline if it is not done,
+// and texts the emergency center.
+func (r *Runner) HandleDutyTimer(ctx context.Context, ev events.Event) error {
+	var p dutyPayload
+	if err := ev.Decode(&p); err != nil {
+		return events.Permanent(err)
+	}
+	return r.tx(ctx, func(q storage.Querier, now time.Time) ([]events.Message, error) {
+		d, in, err := r.lockDuty(ctx, q, p.Duty)
+		if err != nil {
+			return nil, err
+		}
+		if (d.Status != DutyAssigned && d.Status != DutyAcknowledged) || now.Before(d.DueAt) || !in.Status.Active() {
+			return nil, nil
+		}
+		if _, err := q.Exec(ctx, `UPDATE duties SET status = $2, overdue_at = $3 WHERE id = $1`, d.ID, DutyOverdue, now.UnixMilli()); err != nil {
+			return nil, err
+		}
+		staged, err := r.tellCenter(ctx, q, in, d, sms.TplDutyOverdue, now)
+		if err != nil {
+			return nil, err
+		}
+		detail := map[string]any{"duty": d.ID, "step": d.Step, "title": d.Title.ZH, "org": d.Org, "acknowledged": !d.AckedAt.IsZero()}
+		if err := incidents.Record(ctx, q, "duty_overdue:"+d.ID, in.ID, now, "duty_overdue", "system", detail); err != nil {
+			return nil, err
+		}
+		ev, err := incidents.Event(in, "duty_overdue", d.ID, "system", now, detail)
+		if err != nil {
+			return nil, err
+		}
+		return append(staged, ev), events.Stage(ctx, q, now, ev)
+	})
+}
+
+// Outcomes of acting on a duty.
+const (
+	OutcomeAcknowledged = "acknowledged"
+	OutcomeDone         = "done"
+)
+
+// Act acknowledges a duty or marks it done, by whoever acted (an org user,
+// a text, a link). Doing it twice is harmless.
+func (r *Runner) Act(ctx context.Context, dutyID string, done bool, actor string) (Duty, string, error) {
+	var outcome string
+	err := r.tx(ctx, func(q storage.Querier, now time.Time) ([]events.Message, error) {
+		d, in, err := r.lockDuty(ctx, q, dutyID)
+		if err != nil {
+			return nil, err
+		}
+		staged, out, err := r.act(ctx, q, in, d, done, actor, now)
+		outcome = out
+		return staged, err
+	})
+	if err != nil {
+		return Duty{}, "", err
+	}
+	d, err := r.Get(ctx, dutyID)
+	return d, outcome, err
+}
+
+func (r *Runner) act(ctx context.Context, q storage.Querier, in incidents.Incident, d Duty, done bool, actor string, now time.Time) ([]events.Message, string, error) {
+	switch {
+	case d.Status == DutyPending:
+		return nil, "", fmt.Errorf("duty %s waits for the steps before it: %w", d.ID, errdefs.ErrConflict)
+	case d.Status == DutyDone:
+		return nil, OutcomeDone, nil
+	case !done && !d.AckedAt.IsZero():
+		return nil, OutcomeAcknowledged, nil
+	}
+	kind, tpl, outcome := "duty_acknowledged", sms.TplDutyAckConfirm, OutcomeAcknowledged
+	if done {
+		kind, tpl, outcome = "duty_done", sms.TplDutyDone, OutcomeDone
+		status := DutyDone
+		if _, err := q.Exec(ctx, `UPDATE duties SET status = $2, done_at = $3, done_by = $4,
+			acked_at = CASE WHEN acked_at = 0 THEN $3 ELSE acked_at END WHERE id = $1`, d.ID, status, now.UnixMilli(), actor); err != nil {
+			return nil, "", err
+		}
+	} else {
+		status := d.Status
+		if status == DutyAssigned {
+			status = DutyAcknowledged // overdue stays overdue: it was late
+		}
+		if _, err := q.Exec(ctx, `UPDATE duties SET status = $2, acked_at = $3, acked_by = $4 WHERE id = $1`,
+			d.ID, status, now.UnixMilli(), actor); err != nil {
+			return nil, "", err
+		}
+	}
+	var staged []events.Message
+	if d.Phone != "" {
+		params := r.params(in, d, "zh-CN")
+		m, err := notify(ctx, q, now, sms.Text{Key: tpl + ":" + d.ID, Community: in.Community, Incident: in.ID, To: d.Phone,
+			Template: tpl, Params: params, Drill: in.Drill, Purpose: tpl})
+		if err != nil {
+			return nil, "", err
+		}
+		staged = append(staged, m...)
+	}
+	detail := map[string]any{"duty": d.ID, "step": d.Step, "title": d.Title.ZH, "org": d.Org}
+	if err := incidents.Record(ctx, q, kind+":"+d.ID, in.ID, now, kind, actor, detail); err != nil {
+		return nil, "", err
+	}
+	ev, err := incidents.Event(in, kind, d.ID, actor, now, detail)
+	if err != nil {
+		return nil, "", err
+	}
+	if err := events.Stage(ctx, q, now, ev); err != nil {
+		return nil, "", err
+	}
+	staged = append(staged, ev)
+	if done {
+		more, err := r.release(ctx, q, in, d.Run, now)
+		if err != nil {
+			return nil, "", err
+		}
+		staged = append(staged, more...)
+	}
+	return staged, outcome, nil
+}
+
+// Reply applies a text from a duty phone: "1" acknowledges the latest duty
+// not yet acknowledged, "完成" marks the latest open duty done. It reports
+// handled=false when the phone has no such duty, so the text can mean
+// something else (a responder's answer to an offer).
+func (r *Runner) Reply(ctx context.Context, q storage.Querier, in sms.Inbound, reply sms.Reply, now time.Time) ([]events.Message, string, bool, error) {
+	var where string
+	switch reply {
+	case sms.ReplyAccept:
+		where = `d.status IN ('assigned', 'overdue') AND d.acked_at = 0`
+	case sms.ReplyDone:
+		where = `d.status IN ('assigned', 'acknowledged', 'overdue')`
+	default:
+		return nil, "", false, nil
+	}
+	var id string
+	err := q.QueryRow(ctx, `SELECT d.id FROM duties d JOIN incidents i ON i.id = d.incident_id
+		WHERE d.phone = $1 AND `+where+` AND i.status IN ('open', 'responding', 'escalated')
+		ORDER BY d.assigned_at DESC, d.id DESC LIMIT 1`, in.From).Scan(&id)
+	if errors.Is(err, storage.ErrNoRows) {
+		return nil, "", false, nil
+	}
+	if err != nil {
+		return nil, "", false, err
+	}
+	d, inc, err := r.lockDuty(ctx, q, id)
+	if err != nil {
+		return nil, "", false, err
+	}
+	staged, outcome, err := r.act(ctx, q, inc, d, reply == sms.ReplyDone, "duty phone by sms", now)
+	return staged, outcome, true, err
+}
+
+// lockDuty reads a duty and locks its incident.
+func (r *Runner) lockDuty(ctx context.Context, q storage.Querier, id string) (Duty, incidents.Incident, error) {
+	d, err := getDuty(ctx, q, id)
+	if err != nil {
+		return Duty{}, incidents.Incident{}, err
+	}
+	in, err := incidents.Lock(ctx, q, d.Incident)
+	if err != nil {
+		return Duty{}, incidents.Incident{}, err
+	}
+	d, err = getDuty(ctx, q, id) // again, under the lock
+	return d, in, err
+}
+
+// Get reads one duty.
+func (r *Runner) Get(ctx context.Context, id string) (Duty, error) { return getDuty(ctx, r.DB, id) }
+
+// RunOf returns the plan run of an incident, if a plan started.
+func (r *Runner) RunOf(ctx context.Context, incident string) (*Run, error) {
+	var run Run
+	var title string
+	var started int64
+	err := r.DB.QueryRow(ctx, `SELECT id, plan_id, version, title, started_at FROM plan_runs WHERE incident_id = $1`, incident).
+		Scan(&run.ID, &run.Plan, &run.Version, &title, &started)
+	if errors.Is(err, storage.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("plan run of %s: %w", incident, err)
+	}
+	_ = json.Unmarshal([]byte(title), &run.Title)
+	run.Started = time.UnixMilli(started).UTC()
+	if run.Duties, err = queryDuties(ctx, r.DB, `WHERE run_id = $1`, run.ID); err != nil {
+		return nil, err
+	}
+	return &run, nil
+}
+
+// DutyFilter selects duties for a list.
+type DutyFilter struct {
+	Community string
+	Org       string
+	Responder string
+	OpenOnly  bool
+}
+
+// List lists duties, newest first.
+func (r *Runner) List(ctx context.Context, f DutyFilter) ([]Duty, error) {
+	where := `WHERE community_id = $1`
+	args := []any{f.Community}
+	if f.Org != "" {
+		args = append(args, f.Org)
+		where += fmt.Sprintf(` AND org_id = $%d`, len(args))
+	}
+	if f.Responder != "" {
+		args = append(args, f.Responder)
+		where += fmt.Sprintf(` AND responder_id = $%d`, len(args))
+	}
+	if f.OpenOnly {
+		where += ` AND status IN ('assigned', 'acknowledged', 'overdue')`
+	}
+	return queryDuties(ctx, r.DB, where+` ORDER BY assigned_at DESC, id LIMIT 500`, args...)
+}
+
+func getDuty(ctx context.Context, q storage.Querier, id string) (Duty, error) {
+	ds, err := queryDuties(ctx, q, `WHERE id = $1`, id)
+	if err != nil {
+		return Duty{}, err
+	}
+	if len(ds) == 0 {
+		return Duty{}, fmt.Errorf("duty %s: %w", id, errdefs.ErrNotFound)
+	}
+	return ds[0], nil
+}
+
+func queryDuties(ctx context.Context, q storage.Querier, where string, args ...any) ([]Duty, error) {
+	if !strings.Contains(where, "ORDER BY") {
+		where += ` ORDER BY seq, id`
+	}
+	rows, err := q.Query(ctx, `SELECT id, run_id, incident_id, community_id, step_id, seq, title, instructions, assignee, org_id,
+		responder_id, resident_id, phone, due_minutes, depends_on, status, assigned_at, due_at, acked_at, done_at, overdue_at,
+		acked_by, done_by FROM duties `+where, args...)
+	if err != nil {
+		return nil, fmt.Errorf("query duties: %w", err)
+	}
+	defer rows.Close()
+	out := []Duty{}
+	for rows.Next() {
+		var d Duty
+		var title, ins, deps string
+		var assigned, due, acked, done, overdue int64
+		if err := rows.Scan(&d.ID, &d.Run, &d.Incident, &d.Community, &d.Step, &d.Seq, &title, &ins, &d.Assignee, &d.Org,
+			&d.Responder, &d.Resident, &d.Phone, &d.DueMinutes, &deps, &d.Status, &assigned, &due, &acked, &done, &overdue,
+			&d.AckedBy, &d.DoneBy); err != nil {
+			return nil, err
+		}
+		_ = json.Unmarshal([]byte(title), &d.Title)
+		_ = json.Unmarshal([]byte(ins), &d.Instructions)
+		_ = json.Unmarshal([]byte(deps), &d.DependsOn)
+		d.AssignedAt, d.DueAt, d.AckedAt, d.DoneAt, d.OverdueAt = at(assigned), at(due), at(acked), at(done), at(overdue)
+		out = append(out, d)
+	}
+	return out, rows.Err()
+}
+
+func at(ms int64) time.Time {
+	if ms == 0 {
+		return time.Time{}
+	}
+	return time.UnixMilli(ms).UTC()
+}
+
+func ms(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixMilli()
+}
+
+func residentByID(ctx context.Context, q storage.Querier, community, id string) (responders.Resident, error) {
+	return responders.ResidentIn(ctx, q, community, id)
+}
