@@ -321,7 +321,11 @@ func (d *Dispatcher) notify(ctx context.Context, q storage.Querier, now time.Tim
 	if err != nil || !queued {
 		return nil, err
 	}
-	d.Log.Info("text queued", "template", t.Template, "channel", t.Channel, "to", sms.Mask(t.To), "incident", t.Incident)
+	channel := t.Channel
+	if channel == "" {
+		channel = sms.ChannelSMS
+	}
+	d.Log.Info("text queued", "template", t.Template, "channel", channel, "to", sms.Mask(t.To), "incident", t.Incident)
 	return []events.Message{m}, nil
 }
 

@@ -60,7 +60,7 @@ func seedDemo(ctx context.Context, svc *Service, out io.Writer) error {
 	}
 	base := "http://" + svc.Addr
 	fmt.Fprintf(out, `
-守望 demo community %q (阳光花园社区) is ready: 50 responders, emergency center, property company, owners' committee, party-member volunteer team.
+守望 demo community %q (阳光花园社区) is ready: 50 responders, emergency center, property company, owners' committee, party-member volunteer team, 4 residents (3 vulnerable), and the shipped contingency plans.
 
   resident token:   %s
   dispatcher token: %s
@@ -88,6 +88,22 @@ func seedDemoPeople(ctx context.Context, reg *responders.Registry, now time.Time
 		o.Community = demoCommunity
 		if _, err := reg.CreateOrganisation(ctx, o); err != nil {
 			return err
+		}
+	}
+	// The resident the printed token is for, and neighbours who need
+	// checking on in a flood or a fire.
+	for _, r := range []responders.Resident{
+		{ID: "resident-3-2-501", Name: "李秀英", Phone: "+8613700000501", Address: "3栋2单元501", Location: ptr(geo.Offset(demoCentre, 20, 30))},
+		{ID: "demo-v1", Name: "张桂兰", Phone: "+8613700000601", Address: "5栋1单元102", Location: ptr(geo.Offset(demoCentre, -120, 80)),
+			Vulnerable: responders.VulnerableElderlyAlone, Needs: "独居，行动不便，需搀扶", Contact: "女儿 13800000601"},
+		{ID: "demo-v2", Name: "王建国", Address: "8栋2单元101", Location: ptr(geo.Offset(demoCentre, 200, -150)),
+			Vulnerable: responders.VulnerableDisabled, Needs: "轮椅使用者", Contact: "邻居 13800000602"},
+		{ID: "demo-v3", Name: "赵淑珍", Phone: "+8613700000603", Address: "2栋3单元601", Location: ptr(geo.Offset(demoCentre, 300, 250)),
+			Vulnerable: responders.VulnerableElderlyAlone, Needs: "高龄独居，听力差", Contact: "社区网格员"},
+	} {
+		r.Community = demoCommunity
+		if _, err := reg.CreateResident(ctx, r); err != nil {
+			return fmt.Errorf("demo resident %s: %w", r.ID, err)
 		}
 	}
 	rng := rand.New(rand.NewPCG(2026, 11))
@@ -132,3 +148,5 @@ func seedDemoPeople(ctx context.Context, reg *responders.Registry, now time.Time
 	}
 	return nil
 }
+
+func ptr[T any](v T) *T { return &v }
