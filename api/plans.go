@@ -164,8 +164,8 @@ func (s *server) createVulnerable(c *fiber.Ctx) error {
 	if _, err := needIn(c, id, RoleAdmin, RoleDispatcher); err != nil {
 		return err
 	}
-	var in responders.Resident
-	if err := decodeJSON(c, &in, true); err != nil {
+	in, err := decodeResident(c, id)
+	if err != nil {
 		return err
 	}
 	if in.Vulnerable == "" {
@@ -174,7 +174,6 @@ func (s *server) createVulnerable(c *fiber.Ctx) error {
 	if in.Location == nil {
 		return errdefs.Invalid("location", "required: duties go to whoever is nearest")
 	}
-	in.Community = id
 	out, err := s.Registry.CreateResident(c.UserContext(), in)
 	if err != nil {
 		return err
@@ -187,15 +186,10 @@ func (s *server) listVulnerable(c *fiber.Ctx) error {
 	if _, err := needIn(c, id, RoleAdmin, RoleDispatcher); err != nil {
 		return err
 	}
-	all, err := s.Registry.ListResidents(c.UserContext(), id, 1000, 0)
+	limit, offset := page(c)
+	out, err := s.Registry.ListResidents(c.UserContext(), id, true, limit, offset)
 	if err != nil {
 		return err
-	}
-	out := []responders.Resident{}
-	for _, r := range all {
-		if r.Vulnerable != "" {
-			out = append(out, r)
-		}
 	}
 	return c.JSON(fiber.Map{"vulnerable_residents": out})
 }

@@ -157,8 +157,7 @@ func (s *server) listResponders(c *fiber.Ctx) error {
 	if _, err := needIn(c, id, RoleAdmin, RoleDispatcher); err != nil {
 		return err
 	}
-	limit, _ := strconv.Atoi(c.Query("limit", "200"))
-	offset, _ := strconv.Atoi(c.Query("offset", "0"))
+	limit, offset := page(c)
 	out, err := s.Registry.ListResponders(c.UserContext(), id, limit, offset)
 	if err != nil {
 		return err
@@ -295,14 +294,10 @@ func (s *server) createResident(c *fiber.Ctx) error {
 	if _, err := needIn(c, id, RoleAdmin, RoleDispatcher); err != nil {
 		return err
 	}
-	var in responders.Resident
-	if err := decodeJSON(c, &in, true); err != nil {
+	in, err := decodeResident(c, id)
+	if err != nil {
 		return err
 	}
-	if in.Community != "" && in.Community != id {
-		return errdefs.Invalid("community", "must match the community in the path")
-	}
-	in.Community = id
 	out, err := s.Registry.CreateResident(c.UserContext(), in)
 	if err != nil {
 		return err
@@ -310,14 +305,33 @@ func (s *server) createResident(c *fiber.Ctx) error {
 	return c.Status(fiber.StatusCreated).JSON(out)
 }
 
+// decodeResident reads a resident for the community in the path.
+func decodeResident(c *fiber.Ctx, community string) (responders.Resident, error) {
+	var in responders.Resident
+	if err := decodeJSON(c, &in, true); err != nil {
+		return in, err
+	}
+	if in.Community != "" && in.Community != community {
+		return in, errdefs.Invalid("community", "must match the community in the path")
+	}
+	in.Community = community
+	return in, nil
+}
+
+// page reads limit and offset query parameters.
+func page(c *fiber.Ctx) (int, int) {
+	limit, _ := strconv.Atoi(c.Query("limit", "200"))
+	offset, _ := strconv.Atoi(c.Query("offset", "0"))
+	return limit, offset
+}
+
 func (s *server) listResidents(c *fiber.Ctx) error {
 	id := c.Params("id")
 	if _, err := needIn(c, id, RoleAdmin, RoleDispatcher); err != nil {
 		return err
 	}
-	limit, _ := strconv.Atoi(c.Query("limit", "200"))
-	offset, _ := strconv.Atoi(c.Query("offset", "0"))
-	out, err := s.Registry.ListResidents(c.UserContext(), id, limit, offset)
+	limit, offset := page(c)
+	out, err := s.Registry.ListResidents(c.UserContext(), id, false, limit, offset)
 	if err != nil {
 		return err
 	}

@@ -178,13 +178,14 @@ func VulnerableNear(ctx context.Context, q storage.Querier, community string, at
 	return out, rows.Err()
 }
 
-// ListResidents lists a community's residents by name, a page at a time.
-func (g *Registry) ListResidents(ctx context.Context, community string, limit, offset int) ([]Resident, error) {
+// ListResidents lists a community's residents by name, a page at a time;
+// vulnerableOnly keeps those registered as vulnerable.
+func (g *Registry) ListResidents(ctx context.Context, community string, vulnerableOnly bool, limit, offset int) ([]Resident, error) {
 	if limit <= 0 || limit > 1000 {
 		limit = 200
 	}
-	rows, err := g.DB.Query(ctx, `SELECT `+residentColumns+` FROM residents WHERE community_id = $1 ORDER BY name, id
-		LIMIT $2 OFFSET $3`, community, limit, max(offset, 0))
+	rows, err := g.DB.Query(ctx, `SELECT `+residentColumns+` FROM residents WHERE community_id = $1 AND ($4 = false OR vulnerable <> '')
+		ORDER BY name, id LIMIT $2 OFFSET $3`, community, limit, max(offset, 0), vulnerableOnly)
 	if err != nil {
 		return nil, fmt.Errorf("list residents: %w", err)
 	}

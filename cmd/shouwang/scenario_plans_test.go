@@ -192,6 +192,19 @@ func TestScenarioFloodVulnerableResidents(t *testing.T) {
 				t.Fatalf("the resident 3 km away got a duty: %q", tx)
 			}
 		}
+
+		// Vulnerable residents are seen by dispatchers and by whoever was
+		// given a duty about them, nobody else.
+		h.must(201, "POST", "/v1/communities/c1/residents", dispatcher, map[string]any{"id": "plain", "name": "普通居民"})
+		list := h.must(200, "GET", "/v1/communities/c1/vulnerable-residents", dispatcher, nil)["vulnerable_residents"].([]any)
+		if len(list) != 4 {
+			t.Fatalf("%d vulnerable residents listed, want the 4 registered", len(list))
+		}
+		team, property := h.token("org", "c1", "c1-team"), h.token("org", "c1", "c1-property")
+		h.must(200, "GET", "/v1/communities/c1/vulnerable-residents/v1", team, nil)
+		h.must(403, "GET", "/v1/communities/c1/vulnerable-residents/v1", property, nil)
+		h.must(403, "GET", "/v1/communities/c1/vulnerable-residents/v4", team, nil) // out of range: no duty about them
+		h.must(403, "GET", "/v1/communities/c1/vulnerable-residents", team, nil)
 	})
 }
 
