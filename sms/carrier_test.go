@@ -2,10 +2,12 @@ package sms_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/shouwang/shouwang/events"
 	"github.com/shouwang/shouwang/sms"
 	"github.com/shouwang/shouwang/storage"
 	"github.com/shouwang/shouwang/storage/storagetest"
@@ -150,4 +152,40 @@ func TestSenderWithoutCallsRefusesVoice(t *testing.T) {
 	if q := get(t, db, outboxID(t, ev)); q.Status != sms.StatusFailed {
 		t.Fatalf("call through a text-only provider: %s, want failed", q.Status)
 	}
+}
+
+// Two workers sending two offers to one phone at the same moment never
+// wait on each other, and every offer goes out: on its own, or inside the
+// other's text, never both and never neither.
+func TestSenderConcurrentOffersToOnePhone(t *testing.T) {
+	storagetest.Each(t, func(t *testing.T, db storage.DB) {
+		ctx := context.Background()
+		sink := &sms.DevSink{DB: db, Now: time.Now}
+		s := newSender(db, newBus(t), sink)
+		s.Now = time.Now
+		for round := range 10 {
+			a := offerText(fmt.Sprintf("offer:a%d", round), fmt.Sprintf("of_a%d", round))
+			b := offerText(fmt.Sprintf("offer:b%d", round), fmt.Sprintf("of_b%d", round))
+			evA, _ := enqueue(t, db, a)
+			evB, _ := enqueue(t, db, b)
+			errs := make(chan error, 2)
+			for _, ev := range []events.Event{evA, evB} {
+				go func() { errs <- s.Handle(ctx, ev) }()
+			}
+			for range 2 {
+				if err := <-errs; err != nil {
+					t.Fatalf("round %d: %v", round, err)
+				}
+			}
+			qa, qb := get(t, db, outboxID(t, evA)), get(t, db, outboxID(t, evB))
+			sent := map[string]bool{sms.StatusSent: true}
+			switch {
+			case sent[qa.Status] && sent[qb.Status]:
+			case sent[qa.Status] && qb.Status == sms.StatusBundled && qa.Template == sms.TplOfferBundle:
+			case sent[qb.Status] && qa.Status == sms.StatusBundled && qb.Template == sms.TplOfferBundle:
+			default:
+				t.Fatalf("round %d: a %s (%s), b %s (%s)", round, qa.Status, qa.Template, qb.Status, qb.Template)
+			}
+		}
+	})
 }

@@ -84,20 +84,28 @@ func (s *Sender) Handle(ctx context.Context, ev events.Event) error {
 			log.Info("identical text sent to this phone recently; not sending it again")
 			return s.mark(ctx, m.ID, StatusSuppressed, "", "identical text within the carrier window")
 		}
-		if m.Purpose == "offer" {
-			if m, bundled, err = s.bundle(ctx, m); err != nil {
-				return err
-			}
+	}
+	// Claim the row before anything else: from here no other worker can
+	// fold it into their own text, and this one may fold only rows nobody
+	// has started on. (Folding each other's rows deadlocked.)
+	claimed, err := s.DB.Exec(ctx, `UPDATE sms_outbox SET status = $2, attempts = attempts + 1, updated_at = $3
+		WHERE id = $1 AND status IN ('pending', 'sending')`, m.ID, StatusSending, s.Now().UnixMilli())
+	if err != nil {
+		return fmt.Errorf("mark %s sending: %w", m.ID, err)
+	}
+	if claimed == 0 {
+		return nil // bundled into another text meanwhile
+	}
+	// A retried bundle goes out as it is.
+	if m.Channel == ChannelSMS && m.Purpose == "offer" && m.Template != TplOfferBundle {
+		if m, bundled, err = s.bundle(ctx, m); err != nil {
+			return err
 		}
 	}
 	if s.Limiter != nil {
 		if err := s.Limiter.Wait(ctx); err != nil {
 			return err
 		}
-	}
-	if _, err := s.DB.Exec(ctx, `UPDATE sms_outbox SET status = $2, attempts = attempts + 1, updated_at = $3 WHERE id = $1`,
-		m.ID, StatusSending, s.Now().UnixMilli()); err != nil {
-		return fmt.Errorf("mark %s sending: %w", m.ID, err)
 	}
 	sid, sendErr := s.deliver(ctx, m)
 	now := s.Now()
