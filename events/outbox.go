@@ -62,6 +62,23 @@ func (r *Relay) Send(ctx context.Context, msgs []Message) {
 	}
 }
 
+// Commit runs fn in a transaction and, once it has committed, publishes
+// the messages fn staged. It is how a handler changes state and announces
+// it without losing either.
+func (r *Relay) Commit(ctx context.Context, fn func(q storage.Querier) ([]Message, error)) error {
+	var staged []Message
+	err := r.db.InTx(ctx, func(q storage.Querier) error {
+		var err error
+		staged, err = fn(q)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	r.Send(ctx, staged)
+	return nil
+}
+
 // Sweep publishes messages left behind by a crash or an unreachable bus.
 // It returns how many it published.
 func (r *Relay) Sweep(ctx context.Context, now time.Time) (int, error) {

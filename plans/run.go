@@ -81,17 +81,7 @@ type Runner struct {
 }
 
 func (r *Runner) tx(ctx context.Context, fn func(q storage.Querier, now time.Time) ([]events.Message, error)) error {
-	var staged []events.Message
-	err := r.DB.InTx(ctx, func(q storage.Querier) error {
-		var err error
-		staged, err = fn(q, r.Now())
-		return err
-	})
-	if err != nil {
-		return err
-	}
-	r.Relay.Send(ctx, staged)
-	return nil
+	return r.Relay.Commit(ctx, func(q storage.Querier) ([]events.Message, error) { return fn(q, r.Now()) })
 }
 
 // HandleIncident starts the most specific plan when an incident opens.
@@ -227,7 +217,7 @@ func (r *Runner) assign(ctx context.Context, q storage.Querier, in incidents.Inc
 	where := in.Location
 	var res responders.Resident
 	if d.Resident != "" {
-		rs, err := residentByID(ctx, q, in.Community, d.Resident)
+		rs, err := responders.ResidentIn(ctx, q, in.Community, d.Resident)
 		if err != nil {
 			return nil, err
 		}
@@ -292,7 +282,7 @@ func (r *Runner) assign(ctx context.Context, q storage.Querier, in incidents.Inc
 			params["resident"], params["resident_address"] = res.Name, res.Address
 			params["needs"], params["contact"] = orDash(res.Needs), orDash(res.Contact)
 		}
-		m, err := notify(ctx, q, now, sms.Text{Key: "duty:" + d.ID, Community: in.Community, Incident: in.ID, To: d.Phone,
+		m, err := sms.Queue(ctx, q, now, sms.Text{Key: "duty:" + d.ID, Community: in.Community, Incident: in.ID, To: d.Phone,
 			Template: tpl, Params: params, Locale: locale, Drill: in.Drill, Purpose: "duty"})
 		if err != nil {
 			return nil, err
@@ -350,14 +340,6 @@ func (r *Runner) params(in incidents.Incident, d Duty, locale string) map[string
 		"due": strconv.FormatFloat(d.DueMinutes, 'f', -1, 64), "ref": responders.Ref(in.ID), "assignee": d.Assignee}
 }
 
-func notify(ctx context.Context, q storage.Querier, now time.Time, t sms.Text) ([]events.Message, error) {
-	m, queued, err := sms.Enqueue(ctx, q, now, t)
-	if err != nil || !queued {
-		return nil, err
-	}
-	return []events.Message{m}, nil
-}
-
 // tellCenter texts the community's emergency center about a duty.
 func (r *Runner) tellCenter(ctx context.Context, q storage.Querier, in incidents.Incident, d Duty, tpl string, now time.Time) ([]events.Message, error) {
 	center, ok, err := responders.OrgOfKind(ctx, q, in.Community, responders.OrgEmergencyCenter)
@@ -373,7 +355,7 @@ func (r *Runner) tellCenter(ctx context.Context, q storage.Querier, in incidents
 			params["assignee"] = org
 		}
 	}
-	return notify(ctx, q, now, sms.Text{Key: tpl + ":" + d.ID, Community: in.Community, Incident: in.ID, To: center.DutyPhone,
+	return sms.Queue(ctx, q, now, sms.Text{Key: tpl + ":" + d.ID, Community: in.Community, Incident: in.ID, To: center.DutyPhone,
 		Template: tpl, Params: params, Drill: in.Drill, Purpose: tpl})
 }
 
@@ -477,7 +459,7 @@ func (r *Runner) act(ctx context.Context, q storage.Querier, in incidents.Incide
 	var staged []events.Message
 	if d.Phone != "" {
 		params := r.params(in, d, "zh-CN")
-		m, err := notify(ctx, q, now, sms.Text{Key: tpl + ":" + d.ID, Community: in.Community, Incident: in.ID, To: d.Phone,
+		m, err := sms.Queue(ctx, q, now, sms.Text{Key: tpl + ":" + d.ID, Community: in.Community, Incident: in.ID, To: d.Phone,
 			Template: tpl, Params: params, Drill: in.Drill, Purpose: tpl})
 		if err != nil {
 			return nil, "", err
@@ -655,8 +637,4 @@ func ms(t time.Time) int64 {
 		return 0
 	}
 	return t.UnixMilli()
-}
-
-func residentByID(ctx context.Context, q storage.Querier, community, id string) (responders.Resident, error) {
-	return responders.ResidentIn(ctx, q, community, id)
 }

@@ -69,17 +69,7 @@ type Dispatcher struct {
 
 // tx runs fn in a transaction and publishes what it staged after commit.
 func (d *Dispatcher) tx(ctx context.Context, fn func(q storage.Querier, now time.Time) ([]events.Message, error)) error {
-	var staged []events.Message
-	err := d.DB.InTx(ctx, func(q storage.Querier) error {
-		var err error
-		staged, err = fn(q, d.Now())
-		return err
-	})
-	if err != nil {
-		return err
-	}
-	d.Relay.Send(ctx, staged)
-	return nil
+	return d.Relay.Commit(ctx, func(q storage.Querier) ([]events.Message, error) { return fn(q, d.Now()) })
 }
 
 // HandleIncident starts dispatch when an incident opens.
@@ -317,8 +307,8 @@ func (d *Dispatcher) HandleVoiceTimer(ctx context.Context, ev events.Event) erro
 
 // notify queues a text; it returns the message to relay, if one was queued.
 func (d *Dispatcher) notify(ctx context.Context, q storage.Querier, now time.Time, t sms.Text) ([]events.Message, error) {
-	m, queued, err := sms.Enqueue(ctx, q, now, t)
-	if err != nil || !queued {
+	m, err := sms.Queue(ctx, q, now, t)
+	if err != nil || len(m) == 0 {
 		return nil, err
 	}
 	channel := t.Channel
@@ -326,7 +316,7 @@ func (d *Dispatcher) notify(ctx context.Context, q storage.Querier, now time.Tim
 		channel = sms.ChannelSMS
 	}
 	d.Log.Info("text queued", "template", t.Template, "channel", channel, "to", sms.Mask(t.To), "incident", t.Incident)
-	return []events.Message{m}, nil
+	return m, nil
 }
 
 // params are the template parameters that describe an incident to a person.

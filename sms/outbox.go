@@ -108,6 +108,16 @@ func Enqueue(ctx context.Context, q storage.Querier, now time.Time, t Text) (eve
 	return m, true, events.Stage(ctx, q, now, m)
 }
 
+// Queue is Enqueue for handlers that collect what to relay: it returns the
+// staged message in a slice, empty when the key was queued before.
+func Queue(ctx context.Context, q storage.Querier, now time.Time, t Text) ([]events.Message, error) {
+	m, queued, err := Enqueue(ctx, q, now, t)
+	if err != nil || !queued {
+		return nil, err
+	}
+	return []events.Message{m}, nil
+}
+
 // Queued is a text as the outbox holds it.
 type Queued struct {
 	ID          string    `json:"id"`

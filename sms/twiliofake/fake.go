@@ -150,22 +150,25 @@ func (s *Server) MessagesTo(phone string) []Message {
 // called from the test's goroutine.
 func (s *Server) WaitFor(t testing.TB, n int, timeout time.Duration) []Message {
 	t.Helper()
+	return waitFor(s, t, n, timeout, "messages", func() []Message { return s.msgs })
+}
+
+// waitFor waits until list (read under the lock) has at least n items.
+func waitFor[T any](s *Server, t testing.TB, n int, timeout time.Duration, what string, list func() []T) []T {
+	t.Helper()
 	deadline := time.NewTimer(timeout)
 	defer deadline.Stop()
 	for {
 		s.mu.Lock()
-		if len(s.msgs) >= n {
-			msgs := slices.Clone(s.msgs)
-			s.mu.Unlock()
-			return msgs
-		}
-		added, got := s.added, len(s.msgs)
+		got, added := slices.Clone(list()), s.added
 		s.mu.Unlock()
-
+		if len(got) >= n {
+			return got
+		}
 		select {
 		case <-added:
 		case <-deadline.C:
-			t.Fatalf("twiliofake: waited %v for %d messages, got %d", timeout, n, got)
+			t.Fatalf("twiliofake: waited %v for %d %s, got %d", timeout, n, what, len(got))
 			return nil
 		}
 	}
@@ -482,20 +485,5 @@ func (s *Server) CallsTo(phone string) []Call {
 // it fails the test after timeout.
 func (s *Server) WaitForCalls(t testing.TB, n int, timeout time.Duration) []Call {
 	t.Helper()
-	deadline := time.NewTimer(timeout)
-	defer deadline.Stop()
-	for {
-		s.mu.Lock()
-		got, added := slices.Clone(s.calls), s.added
-		s.mu.Unlock()
-		if len(got) >= n {
-			return got
-		}
-		select {
-		case <-added:
-		case <-deadline.C:
-			t.Fatalf("twiliofake: %d calls after %s, want %d", len(got), timeout, n)
-			return nil
-		}
-	}
+	return waitFor(s, t, n, timeout, "calls", func() []Call { return s.calls })
 }
