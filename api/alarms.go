@@ -1,9 +1,15 @@
 package api
 
 import (
+	"context"
+	"errors"
+	"time"
+
 	"github.com/gofiber/fiber/v2"
 
+	"github.com/shouwang/shouwang/errdefs"
 	"github.com/shouwang/shouwang/incidents"
+	"github.com/shouwang/shouwang/responders"
 )
 
 // postAlarm takes a resident's press. It answers 202 only once JetStream
@@ -25,6 +31,8 @@ func (s *server) postAlarm(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	c.Locals(alarmTypeKey, a.Type)
+	s.registeredPlace(c, &a)
 	if err := s.Submitter.Submit(c.UserContext(), a); err != nil {
 		s.Log.Warn("alarm not stored; client must retry", "alarm", a.ID, "err", err)
 		return err
@@ -43,4 +51,29 @@ func (s *server) getAlarm(c *fiber.Ctx) error {
 		return err
 	}
 	return c.JSON(st)
+}
+
+// registeredPlace fills in the resident's registered location and address
+// when the press has none (the phone refused to share its position). The
+// alarm goes ahead without them if the registry cannot be read: a press
+// must never wait on the database.
+func (s *server) registeredPlace(c *fiber.Ctx, a *incidents.Alarm) {
+	if a.HasLocation && a.Address != "" {
+		return
+	}
+	ctx, cancel := context.WithTimeout(c.UserContext(), 500*time.Millisecond)
+	defer cancel()
+	r, err := responders.ResidentIn(ctx, s.DB, a.Community, a.Resident)
+	if err != nil {
+		if !errors.Is(err, errdefs.ErrNotFound) {
+			s.Log.Warn("registered address not read; alarm goes on without it", "alarm", a.ID, "err", err)
+		}
+		return
+	}
+	if !a.HasLocation && r.Location != nil {
+		a.Location, a.HasLocation = *r.Location, true
+	}
+	if a.Address == "" {
+		a.Address = r.Address
+	}
 }

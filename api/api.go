@@ -15,6 +15,7 @@ import (
 
 	"github.com/shouwang/shouwang/events"
 	"github.com/shouwang/shouwang/incidents"
+	"github.com/shouwang/shouwang/metrics"
 	"github.com/shouwang/shouwang/plans"
 	"github.com/shouwang/shouwang/responders"
 	"github.com/shouwang/shouwang/sms"
@@ -31,6 +32,8 @@ type Deps struct {
 	Submitter  *incidents.Submitter
 	Plans      *plans.Store
 	Runner     *plans.Runner
+	Drills     *plans.Drills
+	Training   *responders.Training
 	Tokens     *Tokens
 	// DevSink is set when texts are recorded instead of sent.
 	DevSink *sms.DevSink
@@ -39,8 +42,13 @@ type Deps struct {
 	// PublicURL is the base URL Twilio calls, used to check signatures
 	// behind a proxy. Empty means the URL the request arrived on.
 	PublicURL string
+	// CAPSender names us in CAP alerts (a domain); empty: PublicURL's host.
+	CAPSender string
 	Log       *slog.Logger
 	Now       func() time.Time
+	// Metrics is served at /metrics and counts alarm presses; nil serves
+	// no /metrics.
+	Metrics *metrics.Set
 }
 
 // Bus is what the API needs from the event bus.
@@ -68,15 +76,19 @@ func New(d Deps) *fiber.App {
 	app := fiber.New(fiber.Config{
 		// fiber reuses request buffers; strings kept past a handler must be copies.
 		Immutable:             true,
-		BodyLimit:             bodyLimit,
+		BodyLimit:             importLimit, // limitBody keeps bodyLimit everywhere else
 		ErrorHandler:          errorHandler(d.Log),
 		DisableStartupMessage: true,
 		ReadTimeout:           15 * time.Second,
 		WriteTimeout:          15 * time.Second,
 		IdleTimeout:           60 * time.Second,
 	})
+	app.Use(limitBody)
 	app.Get("/healthz", s.healthz)
 	app.Get("/readyz", s.readyz)
+	s.routeMetrics(app)
+	// Before the /v1 group: the document needs no token (see openapi.go).
+	app.Get("/v1/openapi.yaml", openAPI)
 
 	// Twilio authenticates itself by signature, not by token.
 	app.Post("/v1/webhooks/twilio/sms", s.twilioSMS)
@@ -86,6 +98,8 @@ func New(d Deps) *fiber.App {
 	// One-tap links from texts: the token is the key, no sign-in.
 	app.Get("/o/:token", s.linkGet)
 	app.Post("/o/:token", s.linkPost)
+	app.Get("/console/readiness", s.readinessConsole)
+	app.Get("/console/drills/:id", s.drillConsole)
 
 	v1 := app.Group("/v1", s.authenticate)
 	v1.Get("/taxonomy", s.taxonomy)
@@ -95,6 +109,9 @@ func New(d Deps) *fiber.App {
 	v1.Get("/incidents", s.listIncidents)
 	v1.Get("/incidents/:id", s.getIncident)
 	v1.Post("/incidents/:id/resolve", s.resolveIncident)
+	// CAP for alerting platforms: public types need no token (see cap.go).
+	v1.Get("/incidents/:id/cap", s.incidentCAP)
+	v1.Get("/cap/feed", s.capFeed)
 
 	v1.Post("/communities", s.createCommunity)
 	v1.Get("/communities", s.listCommunities)
@@ -108,6 +125,22 @@ func New(d Deps) *fiber.App {
 	v1.Get("/communities/:id/responders", s.listResponders)
 	v1.Get("/communities/:id/responders/:rid", s.getResponder)
 	v1.Patch("/communities/:id/responders/:rid", s.patchResponder)
+	v1.Post("/communities/:id/responders\\:import", s.importResponders) // the colon is literal
+	v1.Post("/communities/:id/grids", s.saveGrid)
+	v1.Get("/communities/:id/grids", s.listGrids)
+	v1.Delete("/communities/:id/grids/:grid", s.deleteGrid)
+	v1.Get("/communities/:id/readiness", s.readiness)
+	v1.Post("/communities/:id/drills", s.createDrillSchedule)
+	v1.Get("/communities/:id/drills", s.listDrills)
+	v1.Post("/communities/:id/drills/run", s.runDrill)
+	v1.Delete("/communities/:id/drills/:schedule", s.deleteDrillSchedule)
+	v1.Get("/drills/:id", s.getDrill)
+	v1.Get("/drills/:id/report", s.drillReport)
+	v1.Put("/communities/:id/teams/:team/budgets/:year", s.putBudget)
+	v1.Get("/communities/:id/teams/:team/budgets/:year", s.getBudget)
+	v1.Post("/communities/:id/teams/:team/training", s.postTraining)
+	v1.Delete("/communities/:id/teams/:team/training/:entry", s.deleteTraining)
+	v1.Get("/communities/:id/budgets", s.listBudgets)
 
 	v1.Post("/communities/:id/residents", s.createResident)
 	v1.Get("/communities/:id/residents", s.listResidents)

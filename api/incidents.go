@@ -109,9 +109,14 @@ func (s *server) listIncidents(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	f := incidents.Filter{Status: c.Query("status"), Community: c.Query("community")}
+	f := incidents.Filter{Status: c.Query("status"), Community: c.Query("community"), Drills: c.Query("drills")}
 	if f.Status != "" && !incidents.ValidStatus(f.Status) {
 		return fieldError(fiber.StatusBadRequest, "status", "one of open, responding, escalated, resolved, active")
+	}
+	switch f.Drills {
+	case "", "include", "exclude", "only":
+	default:
+		return fieldError(fiber.StatusBadRequest, "drills", "include, exclude or only")
 	}
 	if l := c.Query("limit"); l != "" {
 		n, err := strconv.Atoi(l)

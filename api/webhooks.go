@@ -109,6 +109,7 @@ func (s *server) devSMS(c *fiber.Ctx) error {
 
 type devInboundRequest struct {
 	From string `json:"from"`
+	To   string `json:"to"` // the number texted: a community's sms_number; optional
 	Body string `json:"body"`
 }
 
@@ -128,8 +129,11 @@ func (s *server) devInbound(c *fiber.Ctx) error {
 	if !responders.ValidPhone(req.From) {
 		return errdefs.Invalid("from", "an E.164 number such as +8613800000000")
 	}
+	if req.To != "" && !responders.ValidPhone(req.To) {
+		return errdefs.Invalid("to", "an E.164 number such as +8610690000000")
+	}
 	now := s.Now()
-	in := sms.Inbound{SID: events.NewID("SMin", now), From: req.From, Body: req.Body}
+	in := sms.Inbound{SID: events.NewID("SMin", now), From: req.From, To: req.To, Body: req.Body}
 	if err := s.publishInbound(c, in); err != nil {
 		return err
 	}
@@ -144,6 +148,9 @@ func (s *server) deadLetters(c *fiber.Ctx) error {
 	list, err := s.Bus.DeadLetters(c.UserContext(), 100)
 	if err != nil {
 		return err
+	}
+	if list == nil {
+		list = []events.DeadLetter{} // [] like every other list, not null
 	}
 	return c.JSON(fiber.Map{"dead_letters": list})
 }

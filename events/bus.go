@@ -29,6 +29,14 @@ type BusConfig struct {
 	// Replicas of each stream: 1 embedded, 3 on a production cluster.
 	Replicas int
 	Logger   *slog.Logger
+	// DeadLetters counts messages moved to the dead letters (the
+	// service's metrics); nil counts nothing.
+	DeadLetters DeadLetterCounter
+}
+
+// DeadLetterCounter counts messages moved to the dead letters.
+type DeadLetterCounter interface {
+	DeadLettered(durable string)
 }
 
 // Bus is the JetStream bus: streams, publishing with dedup, consumers.
@@ -37,7 +45,14 @@ type Bus struct {
 	js     jetstream.JetStream
 	server *server.Server // nil when external
 	log    *slog.Logger
+	dead   DeadLetterCounter
+
+	mu        sync.Mutex
+	consumers []consumerRef // what this process consumes, for ConsumerLag
 }
+
+// consumerRef names a durable consumer on its stream.
+type consumerRef struct{ stream, durable string }
 
 // Connect opens the bus and makes sure every stream exists.
 func Connect(ctx context.Context, cfg BusConfig) (*Bus, error) {
@@ -45,7 +60,7 @@ func Connect(ctx context.Context, cfg BusConfig) (*Bus, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	b := &Bus{log: log}
+	b := &Bus{log: log, dead: cfg.DeadLetters}
 	opts := []nats.Option{
 		nats.Name("shouwang"),
 		nats.MaxReconnects(-1),
@@ -326,6 +341,9 @@ func (b *Bus) Consume(ctx context.Context, spec ConsumerSpec, h Handler) (*Subsc
 		return nil, fmt.Errorf("consume %s: %w", spec.Durable, err)
 	}
 	sub.cc = cc
+	b.mu.Lock()
+	b.consumers = append(b.consumers, consumerRef{spec.Stream, spec.Durable})
+	b.mu.Unlock()
 	return sub, nil
 }
 
@@ -419,6 +437,9 @@ func (b *Bus) deadLetter(ctx context.Context, spec ConsumerSpec, log *slog.Logge
 		return
 	}
 	log.Error("message moved to dead letters", "subject", msg.Subject(), "err", cause)
+	if b.dead != nil {
+		b.dead.DeadLettered(spec.Durable)
+	}
 	_ = msg.Term()
 }
 

@@ -52,6 +52,15 @@ func SMSSendSubject(community string) string {
 	return "sms.send." + token(community)
 }
 
+// SMSBulkSubject carries "send outbox row <id>" for texts that can wait
+// (reminders), to a sender that never holds up live texts.
+func SMSBulkSubject(community string) string {
+	if community == "" {
+		community = "_"
+	}
+	return "sms.bulk." + token(community)
+}
+
 // Subjects of the SMS stream that are not per community.
 const (
 	SMSInboundSubject = "sms.inbound"  // a reply from a phone
@@ -60,6 +69,7 @@ const (
 	TimerSubjectWave  = "timers.wave"  // a dispatch wave ran out of time
 	TimerSubjectVoice = "timers.voice" // an offer unanswered long enough to call
 	TimerSubjectDuty  = "timers.duty"  // a plan duty's deadline
+	TimerSubjectDrill = "timers.drill" // a drill's time limit
 	deadLetterPrefix  = "deadletter."  // + durable name
 	alarmsWildcard    = "alarms.>"     // the whole alarms stream
 	incidentsWildcard = "incidents.>"  // the whole incidents stream

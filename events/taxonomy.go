@@ -97,6 +97,7 @@ type IncidentType struct {
 	Skills      []string
 	Correlation Correlation
 	Dispatch    Dispatch
+	CAP         CAP // how its incidents appear as CAP alerts
 }
 
 // Taxonomy is the set of incident types, categories and skills.
@@ -164,6 +165,7 @@ type taxonomyFile struct {
 			RadiusM      float64 `yaml:"radius_m"`
 			RadiusGrowth float64 `yaml:"radius_growth"`
 		} `yaml:"dispatch"`
+		CAP *capFile `yaml:"cap"`
 	} `yaml:"types"`
 }
 
@@ -204,6 +206,10 @@ func ParseTaxonomy(doc []byte) (*Taxonomy, error) {
 		if ft.Correlation.RadiusM <= 0 || ft.ZH == "" || ft.EN == "" {
 			return nil, fmt.Errorf("taxonomy type %s: needs zh and en labels and a correlation radius", name)
 		}
+		capConf, err := parseCAP(ft.CAP, Label{ZH: ft.ZH, EN: ft.EN})
+		if err != nil {
+			return nil, fmt.Errorf("taxonomy type %s: %w", name, err)
+		}
 		t.Types[name] = IncidentType{
 			Name:        name,
 			Label:       Label{ZH: ft.ZH, EN: ft.EN},
@@ -213,6 +219,7 @@ func ParseTaxonomy(doc []byte) (*Taxonomy, error) {
 			Correlation: Correlation{RadiusM: ft.Correlation.RadiusM, Window: window},
 			Dispatch: Dispatch{AcceptNeeded: d.AcceptNeeded, WaveSize: d.WaveSize, Waves: d.Waves,
 				RadiusM: d.RadiusM, RadiusGrowth: d.RadiusGrowth},
+			CAP: capConf,
 		}
 	}
 	if _, ok := t.Types["other"]; !ok {

@@ -33,7 +33,9 @@ type Alarm struct {
 	Address     string    `json:"address,omitempty"`
 	Note        string    `json:"note,omitempty"`
 	Drill       bool      `json:"drill,omitempty"`
-	ReceivedAt  time.Time `json:"received_at"`
+	// Severity overrides the type's default; drills set it, presses don't.
+	Severity   events.Severity `json:"severity,omitempty"`
+	ReceivedAt time.Time       `json:"received_at"`
 }
 
 // AlarmRequest is the body of POST /v1/alarms.

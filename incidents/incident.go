@@ -59,8 +59,13 @@ type Incident struct {
 
 // Correlate picks the open incident an alarm belongs to: same community and
 // type, last report within the type's window, within its radius; the
-// nearest wins. It returns -1 when the alarm opens a new incident.
+// nearest wins. It returns -1 when the alarm opens a new incident. A drill
+// always opens its own: it has its own scope and report, and a real press
+// never joins one.
 func Correlate(a Alarm, where geo.Point, open []Incident, rule events.Correlation) int {
+	if a.Drill {
+		return -1
+	}
 	best, bestD := -1, 0.0
 	for i, in := range open {
 		if in.Community != a.Community || in.Type != a.Type || !in.Status.Active() || in.Drill != a.Drill {

@@ -10,6 +10,7 @@ import (
 	"github.com/shouwang/shouwang/errdefs"
 	"github.com/shouwang/shouwang/events"
 	"github.com/shouwang/shouwang/geo"
+	"github.com/shouwang/shouwang/metrics"
 	"github.com/shouwang/shouwang/storage"
 )
 
@@ -31,12 +32,7 @@ type Submitter struct {
 // Submit publishes an alarm. An error wrapping errdefs.ErrUnavailable means
 // the alarm may not be stored and the client must retry with the same key.
 func (s *Submitter) Submit(ctx context.Context, a Alarm) error {
-	ev, err := events.New(a.ID, "alarm.pressed", events.AlarmSubject(a.Community, a.Type), a.Community, a.ReceivedAt, a)
-	if err != nil {
-		return err
-	}
-	ev.Actor, ev.Drill = a.Resident, a.Drill
-	m, err := events.EventMessage(ev, time.Time{})
+	m, err := AlarmMessage(a)
 	if err != nil {
 		return err
 	}
@@ -52,6 +48,17 @@ func (s *Submitter) Submit(ctx context.Context, a Alarm) error {
 	return nil
 }
 
+// AlarmMessage is an alarm as the ALARMS stream carries it. Its id is the
+// alarm id, so JetStream and intake take a press published twice once.
+func AlarmMessage(a Alarm) (events.Message, error) {
+	ev, err := events.New(a.ID, "alarm.pressed", events.AlarmSubject(a.Community, a.Type), a.Community, a.ReceivedAt, a)
+	if err != nil {
+		return events.Message{}, err
+	}
+	ev.Actor, ev.Drill = a.Resident, a.Drill
+	return events.EventMessage(ev, time.Time{})
+}
+
 // Intake is the handler that turns alarms into incidents.
 type Intake struct {
 	DB    storage.DB
@@ -59,6 +66,8 @@ type Intake struct {
 	Relay *events.Relay
 	Log   *slog.Logger
 	Now   func() time.Time
+	// Metrics counts alarms opened and joined; nil counts nothing.
+	Metrics *metrics.Set
 }
 
 // Handle correlates one alarm: it joins an open incident as a report or
@@ -74,8 +83,9 @@ func (h *Intake) Handle(ctx context.Context, ev events.Event) error {
 	}
 	now := h.Now()
 	var staged []events.Message
+	var outcome, incident string // set when this delivery committed the alarm
 	err := h.DB.InTx(ctx, func(q storage.Querier) error {
-		staged = nil
+		staged, outcome, incident = nil, "", ""
 		where := a.Location
 		if !a.HasLocation {
 			p, err := communityCentre(ctx, q, a.Community)
@@ -108,10 +118,12 @@ func (h *Intake) Handle(ctx context.Context, ev events.Event) error {
 		if i := Correlate(a, where, open, it.Correlation); i >= 0 {
 			m, err := attach(ctx, q, open[i], a, now)
 			staged = append(staged, m)
+			outcome, incident = metrics.AlarmJoined, open[i].ID
 			return err
 		}
 		m, err := open1(ctx, q, it, a, where, now)
 		staged = append(staged, m)
+		outcome, incident = metrics.AlarmOpened, openedID(a)
 		return err
 	})
 	if err != nil {
@@ -119,6 +131,12 @@ func (h *Intake) Handle(ctx context.Context, ev events.Event) error {
 			return events.Permanent(err)
 		}
 		return err
+	}
+	if outcome != "" {
+		if !a.Drill { // drills stay out of live statistics
+			h.Metrics.AlarmProcessed(a.Type, outcome)
+		}
+		h.Log.Info("alarm correlated", "alarm", a.ID, "incident", incident, "outcome", outcome, "type", a.Type, "community", a.Community)
 	}
 	h.Relay.Send(ctx, staged)
 	return nil
@@ -179,11 +197,20 @@ func attach(ctx context.Context, q storage.Querier, in Incident, a Alarm, now ti
 	return m, events.Stage(ctx, q, now, m)
 }
 
+// openedID is the id of the incident an alarm opens. It is derived from the
+// alarm so that the incident has one id however often the alarm is handled.
+func openedID(a Alarm) string { return OpenedID(a.ID) }
+
+// OpenedID is the id of the incident the alarm with this id opens, if it
+// opens one (a press may join an open incident instead).
+func OpenedID(alarmID string) string { return "in_" + alarmID[3:] }
+
 func open1(ctx context.Context, q storage.Querier, it events.IncidentType, a Alarm, where geo.Point, now time.Time) (events.Message, error) {
+	if a.Severity != 0 {
+		it.Severity = a.Severity
+	}
 	in := Incident{
-		// Derived from the alarm so that the incident an alarm opens has one
-		// id however often the alarm is handled.
-		ID:        "in_" + a.ID[3:],
+		ID:        openedID(a),
 		Community: a.Community, Type: a.Type, Category: it.Category, Severity: it.Severity,
 		Status: StatusOpen, Location: where, Address: a.Address, Reports: 1, Drill: a.Drill,
 		Needed: it.Dispatch.AcceptNeeded, OpenedAt: now, LastReportAt: a.ReceivedAt,

@@ -127,7 +127,10 @@ type Filter struct {
 	Community string
 	Status    string // a Status, or "active"
 	Resident  string // only incidents this resident reported
-	Limit     int
+	// Drills is "" or "include" (drills and real incidents), "exclude"
+	// (real incidents only, for statistics) or "only".
+	Drills string
+	Limit  int
 }
 
 // List returns incidents, newest first.
@@ -145,6 +148,12 @@ func List(ctx context.Context, q storage.Querier, f Filter) ([]Incident, error) 
 	default:
 		sql += ` AND status = ` + arg(f.Status)
 	}
+	switch f.Drills {
+	case "exclude":
+		sql += ` AND drill = false`
+	case "only":
+		sql += ` AND drill = true`
+	}
 	if f.Resident != "" {
 		c := arg(f.Community)
 		r := arg(f.Resident)
@@ -154,9 +163,17 @@ func List(ctx context.Context, q storage.Querier, f Filter) ([]Incident, error) 
 		f.Limit = 100
 	}
 	sql += ` ORDER BY opened_at DESC LIMIT ` + arg(f.Limit)
-	rows, err := q.Query(ctx, sql, args...)
+	out, err := queryIncidents(ctx, q, sql, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list incidents: %w", err)
+	}
+	return out, nil
+}
+
+func queryIncidents(ctx context.Context, q storage.Querier, sql string, args ...any) ([]Incident, error) {
+	rows, err := q.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, err
 	}
 	defer rows.Close()
 	out := []Incident{}

@@ -26,6 +26,7 @@ const (
 	DutyAcknowledged = "acknowledged"
 	DutyDone         = "done"
 	DutyOverdue      = "overdue" // not done in time; the center was texted
+	DutySkipped      = "skipped" // a drill step for a party outside the drill's scope
 )
 
 // Duty is one plan step given to one party (an organisation, or a
@@ -168,6 +169,7 @@ func (r *Runner) activate(ctx context.Context, q storage.Querier, in incidents.I
 	if err := events.Stage(ctx, q, now, ev); err != nil {
 		return nil, err
 	}
+	r.Log.Info("plan activated", "incident", in.ID, "plan", plan.ID, "version", plan.Version, "duties", len(duties))
 	more, err := r.release(ctx, q, in, run, now)
 	return append(staged, more...), err
 }
@@ -175,51 +177,68 @@ func (r *Runner) activate(ctx context.Context, q storage.Querier, in incidents.I
 // release assigns every pending duty of a run whose steps it depends on
 // are all done.
 func (r *Runner) release(ctx context.Context, q storage.Querier, in incidents.Incident, run string, now time.Time) ([]events.Message, error) {
-	all, err := queryDuties(ctx, q, `WHERE run_id = $1`, run)
-	if err != nil {
-		return nil, err
-	}
-	done := map[string]bool{}
-	open := map[string]bool{}
-	for _, d := range all {
-		if d.Status == DutyDone {
-			done[d.Step] = true
-		} else {
-			open[d.Step] = true
-		}
-	}
 	var staged []events.Message
-	for _, d := range all {
-		if d.Status != DutyPending {
-			continue
-		}
-		ready := true
-		for _, dep := range d.DependsOn {
-			// A step is done when every duty made from it is done.
-			if !done[dep] || open[dep] {
-				ready = false
-			}
-		}
-		if !ready {
-			continue
-		}
-		m, err := r.assign(ctx, q, in, d, now)
+	// A skipped drill duty counts as done, which may release more: go
+	// round until nothing changes.
+	for progress := true; progress; {
+		progress = false
+		all, err := queryDuties(ctx, q, `WHERE run_id = $1`, run)
 		if err != nil {
 			return nil, err
 		}
-		staged = append(staged, m...)
+		done := map[string]bool{}
+		open := map[string]bool{}
+		for _, d := range all {
+			if d.Status == DutyDone || d.Status == DutySkipped {
+				done[d.Step] = true
+			} else {
+				open[d.Step] = true
+			}
+		}
+		for _, d := range all {
+			if d.Status != DutyPending {
+				continue
+			}
+			ready := true
+			for _, dep := range d.DependsOn {
+				// A step is done when every duty made from it is done.
+				if !done[dep] || open[dep] {
+					ready = false
+				}
+			}
+			if !ready {
+				continue
+			}
+			m, skipped, err := r.assign(ctx, q, in, d, now)
+			if err != nil {
+				return nil, err
+			}
+			staged = append(staged, m...)
+			progress = progress || skipped
+		}
 	}
 	return staged, nil
 }
 
-// assign gives a duty to its party, texts them and sets its deadline.
-func (r *Runner) assign(ctx context.Context, q storage.Querier, in incidents.Incident, d Duty, now time.Time) ([]events.Message, error) {
+// skip marks a drill duty whose party is outside the drill's scope: nobody
+// is texted, and the steps after it go on as if it were done.
+func (r *Runner) skip(ctx context.Context, q storage.Querier, in incidents.Incident, d Duty, now time.Time) error {
+	if _, err := q.Exec(ctx, `UPDATE duties SET status = $2, assigned_at = $3 WHERE id = $1`, d.ID, DutySkipped, now.UnixMilli()); err != nil {
+		return fmt.Errorf("skip %s: %w", d.ID, err)
+	}
+	detail := map[string]any{"duty": d.ID, "step": d.Step, "title": d.Title.ZH, "assignee": d.Assignee}
+	return incidents.Record(ctx, q, "duty_skipped:"+d.ID, in.ID, now, "duty_skipped", "system", detail)
+}
+
+// assign gives a duty to its party, texts them and sets its deadline. It
+// reports whether it skipped the duty instead (a drill party out of scope).
+func (r *Runner) assign(ctx context.Context, q storage.Querier, in incidents.Incident, d Duty, now time.Time) ([]events.Message, bool, error) {
 	where := in.Location
 	var res responders.Resident
 	if d.Resident != "" {
 		rs, err := responders.ResidentIn(ctx, q, in.Community, d.Resident)
 		if err != nil {
-			return nil, err
+			return nil, false, err
 		}
 		res = rs
 		if rs.Location != nil {
@@ -227,18 +246,28 @@ func (r *Runner) assign(ctx context.Context, q storage.Querier, in incidents.Inc
 		}
 	}
 	locale := "zh-CN"
+	var scope *responders.Scope
+	if in.Drill {
+		var err error
+		if scope, err = responders.ScopeOf(ctx, q, in.ID); err != nil {
+			return nil, false, err
+		}
+	}
 	if skill, ok := strings.CutPrefix(d.Assignee, "skill:"); ok {
-		near, err := responders.Nearest(ctx, q, r.Tax, in.Community, where, 3000, skill, now, 1)
+		near, err := responders.Nearest(ctx, q, r.Tax, in.Community, where, 3000, skill, now, 1, scope)
 		if err != nil {
-			return nil, err
+			return nil, false, err
 		}
 		if len(near) > 0 {
 			d.Responder, d.Phone, locale = near[0].Responder.ID, near[0].Responder.Phone, near[0].Responder.Locale
 		}
 	} else {
-		org, ok, err := responders.OrgOfKind(ctx, q, in.Community, d.Assignee)
+		org, ok, inScope, err := responders.OrgOfKindIn(ctx, q, in.Community, d.Assignee, scope)
 		if err != nil {
-			return nil, err
+			return nil, false, err
+		}
+		if ok && !inScope {
+			return nil, true, r.skip(ctx, q, in, d, now)
 		}
 		if ok {
 			d.Org, d.Phone = org.ID, org.DutyPhone
@@ -253,7 +282,7 @@ func (r *Runner) assign(ctx context.Context, q storage.Querier, in incidents.Inc
 	if _, err := q.Exec(ctx, `UPDATE duties SET status = $2, org_id = $3, responder_id = $4, phone = $5, assigned_at = $6,
 		due_at = $7, overdue_at = $8 WHERE id = $1`, d.ID, d.Status, d.Org, d.Responder, d.Phone, now.UnixMilli(), due.UnixMilli(),
 		ms(d.OverdueAt)); err != nil {
-		return nil, fmt.Errorf("assign %s: %w", d.ID, err)
+		return nil, false, fmt.Errorf("assign %s: %w", d.ID, err)
 	}
 	var staged []events.Message
 	detail := map[string]any{"duty": d.ID, "step": d.Step, "title": d.Title.ZH, "assignee": d.Assignee, "org": d.Org,
@@ -261,18 +290,18 @@ func (r *Runner) assign(ctx context.Context, q storage.Querier, in incidents.Inc
 	if d.Status == DutyOverdue {
 		m, err := r.tellCenter(ctx, q, in, d, sms.TplDutyUnassigned, now)
 		if err != nil {
-			return nil, err
+			return nil, false, err
 		}
 		staged = append(staged, m...)
 		if err := incidents.Record(ctx, q, "duty_unassigned:"+d.ID, in.ID, now, "duty_unassigned", "system", detail); err != nil {
-			return nil, err
+			return nil, false, err
 		}
-		return staged, nil
+		return staged, false, nil
 	}
 	if d.Phone != "" {
 		token, err := links.Issue(ctx, q, links.KindDuty, d.ID, in.Community, locale, now, now.Add(r.linkTTL()))
 		if err != nil {
-			return nil, err
+			return nil, false, err
 		}
 		params := r.params(in, d, locale)
 		params["link"] = strings.TrimRight(r.LinkBase, "/") + "/o/" + token
@@ -285,27 +314,27 @@ func (r *Runner) assign(ctx context.Context, q storage.Querier, in incidents.Inc
 		m, err := sms.Queue(ctx, q, now, sms.Text{Key: "duty:" + d.ID, Community: in.Community, Incident: in.ID, To: d.Phone,
 			Template: tpl, Params: params, Locale: locale, Drill: in.Drill, Purpose: "duty"})
 		if err != nil {
-			return nil, err
+			return nil, false, err
 		}
 		staged = append(staged, m...)
 	}
 	tev, err := events.New("duty_due:"+d.ID, "timer.duty", events.TimerSubjectDuty, in.Community, now, dutyPayload{Duty: d.ID})
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	tm, err := events.EventMessage(tev, due)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	if err := incidents.Record(ctx, q, "duty_assigned:"+d.ID, in.ID, now, "duty_assigned", "system", detail); err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	ev, err := incidents.Event(in, "duty_assigned", d.ID, "system", now, detail)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	staged = append(staged, tm, ev)
-	return staged, events.Stage(ctx, q, now, tm, ev)
+	return staged, false, events.Stage(ctx, q, now, tm, ev)
 }
 
 func orDash(s string) string {
@@ -345,7 +374,7 @@ func (r *Runner) tellCenter(ctx context.Context, q storage.Querier, in incidents
 	center, ok, err := responders.OrgOfKind(ctx, q, in.Community, responders.OrgEmergencyCenter)
 	if err != nil || !ok || center.DutyPhone == "" {
 		if err == nil {
-			r.Log.Error("duty needs the emergency center but none is registered", "duty", d.ID, "community", in.Community)
+			r.Log.Error("duty needs the emergency center but none is registered", "incident", in.ID, "duty", d.ID, "community", in.Community)
 		}
 		return nil, err
 	}
@@ -391,6 +420,7 @@ func (r *Runner) HandleDutyTimer(ctx context.Context, ev events.Event) error {
 		if err != nil {
 			return nil, err
 		}
+		r.Log.Warn("duty overdue", "incident", in.ID, "duty", d.ID, "step", d.Step)
 		detail := map[string]any{"duty": d.ID, "step": d.Step, "title": d.Title.ZH, "org": d.Org, "acknowledged": !d.AckedAt.IsZero()}
 		if err := incidents.Record(ctx, q, "duty_overdue:"+d.ID, in.ID, now, "duty_overdue", "system", detail); err != nil {
 			return nil, err
@@ -466,6 +496,7 @@ func (r *Runner) act(ctx context.Context, q storage.Querier, in incidents.Incide
 		}
 		staged = append(staged, m...)
 	}
+	r.Log.Info("duty "+outcome, "incident", in.ID, "duty", d.ID, "step", d.Step)
 	detail := map[string]any{"duty": d.ID, "step": d.Step, "title": d.Title.ZH, "org": d.Org}
 	if err := incidents.Record(ctx, q, kind+":"+d.ID, in.ID, now, kind, actor, detail); err != nil {
 		return nil, "", err

@@ -34,8 +34,8 @@ type DutyReplier interface {
 }
 
 // HandleReply applies a text from a phone: a responder accepting, declining
-// or arriving, or a resident saying they are safe. Every answer is
-// confirmed by text.
+// or arriving, a resident saying they are safe, or an alarm by text (see
+// alarmByText). Every answer is confirmed by text.
 func (d *Dispatcher) HandleReply(ctx context.Context, ev events.Event) error {
 	var in sms.Inbound
 	if err := ev.Decode(&in); err != nil {
@@ -51,10 +51,10 @@ func (d *Dispatcher) HandleReply(ctx context.Context, ev events.Event) error {
 			return nil, nil // handled before
 		}
 		reply := sms.ParseReply(in.Body)
-		var staged []events.Message
-		var outcome string
-		handled := false
-		if d.Duties != nil && (reply == sms.ReplyAccept || reply == sms.ReplyDone) {
+		// Alarm keywords and texts from numbers that are not residents
+		// first; what they leave answers an offer or a duty.
+		staged, outcome, handled, err := d.alarmByText(ctx, q, in, reply, now)
+		if err == nil && !handled && d.Duties != nil && (reply == sms.ReplyAccept || reply == sms.ReplyDone) {
 			staged, outcome, handled, err = d.Duties.Reply(ctx, q, in, reply, now)
 		}
 		switch {
@@ -144,15 +144,22 @@ func (d *Dispatcher) answer(ctx context.Context, q storage.Querier, o Offer, rep
 	if o, err = getOffer(ctx, q, o.ID); err != nil { // re-read under the lock
 		return nil, "", err
 	}
+	var staged []events.Message
+	var outcome string
 	switch reply {
 	case sms.ReplyAccept:
-		return d.accept(ctx, q, in, o, actor, now)
+		staged, outcome, err = d.accept(ctx, q, in, o, actor, now)
 	case sms.ReplyDecline:
-		return d.decline(ctx, q, in, o, actor, now)
+		staged, outcome, err = d.decline(ctx, q, in, o, actor, now)
 	case sms.ReplyArrived:
-		return d.arrive(ctx, q, in, o, actor, now)
+		staged, outcome, err = d.arrive(ctx, q, in, o, actor, now)
+	default:
+		return nil, "", fmt.Errorf("answer %s: %w", o.ID, errdefs.Invalid("action", "accept, decline or arrived"))
 	}
-	return nil, "", fmt.Errorf("answer %s: %w", o.ID, errdefs.Invalid("action", "accept, decline or arrived"))
+	if err == nil {
+		d.Log.Info("offer answered", "incident", in.ID, "offer", o.ID, "responder", o.Responder, "reply", reply.String(), "outcome", outcome)
+	}
+	return staged, outcome, err
 }
 
 // confirm texts the responder about their offer.
@@ -162,10 +169,11 @@ func (d *Dispatcher) confirm(ctx context.Context, q storage.Querier, in incident
 		To: o.Phone, Template: tpl, Params: d.params(in, it, o.Locale, o.DistanceM), Locale: o.Locale, Drill: in.Drill, Purpose: tpl})
 }
 
-func (d *Dispatcher) setOffer(ctx context.Context, q storage.Querier, o Offer, status string, now time.Time) error {
+func (d *Dispatcher) setOffer(ctx context.Context, q storage.Querier, in incidents.Incident, o Offer, status string, now time.Time) error {
 	if _, err := q.Exec(ctx, `UPDATE offers SET status = $2, answered_at = $3 WHERE id = $1`, o.ID, status, now.UnixMilli()); err != nil {
 		return fmt.Errorf("offer %s to %s: %w", o.ID, status, err)
 	}
+	noteOffers(q, in, status, 1)
 	return nil
 }
 
@@ -176,14 +184,14 @@ func (d *Dispatcher) accept(ctx context.Context, q storage.Querier, in incidents
 	}
 	if !o.Open() || !in.Status.Active() || in.Accepted >= in.Needed {
 		if o.Open() {
-			if err := d.setOffer(ctx, q, o, OfferStoodDown, now); err != nil {
+			if err := d.setOffer(ctx, q, in, o, OfferStoodDown, now); err != nil {
 				return nil, "", err
 			}
 		}
 		m, err := d.confirm(ctx, q, in, o, sms.TplOfferClosed, now)
 		return m, OutcomeClosed, err
 	}
-	if err := d.setOffer(ctx, q, o, OfferAccepted, now); err != nil {
+	if err := d.setOffer(ctx, q, in, o, OfferAccepted, now); err != nil {
 		return nil, "", err
 	}
 	if _, err := q.Exec(ctx, `UPDATE responders SET busy_incident = $2 WHERE id = $1`, o.Responder, in.ID); err != nil {
@@ -231,7 +239,7 @@ func (d *Dispatcher) decline(ctx context.Context, q storage.Querier, in incident
 	if !o.Open() {
 		return nil, OutcomeClosed, nil
 	}
-	if err := d.setOffer(ctx, q, o, OfferDeclined, now); err != nil {
+	if err := d.setOffer(ctx, q, in, o, OfferDeclined, now); err != nil {
 		return nil, "", err
 	}
 	staged, err := d.confirm(ctx, q, in, o, sms.TplDeclineConfirm, now)
@@ -313,7 +321,7 @@ func (d *Dispatcher) standDown(ctx context.Context, q storage.Querier, in incide
 	}
 	var staged []events.Message
 	for _, o := range open {
-		if err := d.setOffer(ctx, q, o, OfferStoodDown, now); err != nil {
+		if err := d.setOffer(ctx, q, in, o, OfferStoodDown, now); err != nil {
 			return nil, err
 		}
 		m, err := d.confirm(ctx, q, in, o, tpl, now)
@@ -353,9 +361,10 @@ func (d *Dispatcher) HandleFailed(ctx context.Context, ev events.Event) error {
 		if !o.Open() {
 			return nil, nil
 		}
-		if err := d.setOffer(ctx, q, o, OfferFailed, now); err != nil {
+		if err := d.setOffer(ctx, q, in, o, OfferFailed, now); err != nil {
 			return nil, err
 		}
+		d.Log.Info("offer text failed; offer moves on", "incident", in.ID, "offer", o.ID, "responder", o.Responder)
 		if err := incidents.Record(ctx, q, "offer_failed:"+o.ID, in.ID, now, "offer_failed", "system",
 			map[string]any{"offer": o.ID, "responder": o.Responder, "name": o.Name, "reason": p.Reason}); err != nil {
 			return nil, err
@@ -443,7 +452,12 @@ func (d *Dispatcher) closeLocked(ctx context.Context, q storage.Querier, in *inc
 
 // Offers lists the offers of an incident in the order they were made.
 func (d *Dispatcher) Offers(ctx context.Context, incidentID string) ([]Offer, error) {
-	return queryOffers(ctx, d.DB, `WHERE o.incident_id = $1`, incidentID)
+	return d.OffersIn(ctx, d.DB, incidentID)
+}
+
+// OffersIn is Offers inside a caller's transaction.
+func (d *Dispatcher) OffersIn(ctx context.Context, q storage.Querier, incidentID string) ([]Offer, error) {
+	return queryOffers(ctx, q, `WHERE o.incident_id = $1`, incidentID)
 }
 
 // GetOffer reads one offer.

@@ -11,6 +11,7 @@ import (
 	"github.com/shouwang/shouwang/geo"
 	"github.com/shouwang/shouwang/incidents"
 	"github.com/shouwang/shouwang/links"
+	"github.com/shouwang/shouwang/metrics"
 	"github.com/shouwang/shouwang/sms"
 	"github.com/shouwang/shouwang/storage"
 )
@@ -65,11 +66,30 @@ type Dispatcher struct {
 	LinkTTL time.Duration
 	// Duties takes texts that answer plan duties rather than offers.
 	Duties DutyReplier
+	// Metrics counts offers by outcome; nil counts nothing.
+	Metrics *metrics.Set
 }
 
 // tx runs fn in a transaction and publishes what it staged after commit.
+// The offer changes fn noted are counted once it has committed and before
+// anything is published, so the count never trails the texts it causes.
 func (d *Dispatcher) tx(ctx context.Context, fn func(q storage.Querier, now time.Time) ([]events.Message, error)) error {
-	return d.Relay.Commit(ctx, func(q storage.Querier) ([]events.Message, error) { return fn(q, d.Now()) })
+	t := &offerTx{}
+	var staged []events.Message
+	err := d.DB.InTx(ctx, func(q storage.Querier) error {
+		t.Querier, t.changes = q, nil
+		var err error
+		staged, err = fn(t, d.Now())
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	for outcome, n := range t.changes {
+		d.Metrics.Offers(outcome, n)
+	}
+	d.Relay.Send(ctx, staged)
+	return nil
 }
 
 // HandleIncident starts dispatch when an incident opens.
@@ -118,6 +138,7 @@ func (d *Dispatcher) HandleTimer(ctx context.Context, ev events.Event) error {
 		if err != nil {
 			return nil, fmt.Errorf("expire wave %d of %s: %w", p.Wave, in.ID, err)
 		}
+		noteOffers(q, in, OfferExpired, n)
 		if err := incidents.Record(ctx, q, fmt.Sprintf("wave_timeout:%s:%d", in.ID, p.Wave), in.ID, now,
 			"wave_timeout", "system", map[string]any{"wave": p.Wave, "unanswered": n}); err != nil {
 			return nil, err
@@ -162,6 +183,7 @@ func (d *Dispatcher) startWave(ctx context.Context, q storage.Querier, in incide
 		if err != nil {
 			return nil, err
 		}
+		d.Log.Info("wave offered", "incident", in.ID, "wave", n, "radius_m", radius, "offers", len(picked))
 		staged = append(staged, msgs...)
 		tm, err := timer(fmt.Sprintf("wave:%s:%d", in.ID, n), events.TimerSubjectWave, "timer.wave", in.Community, now, due,
 			wavePayload{Incident: in.ID, Wave: n})
@@ -201,6 +223,13 @@ func (d *Dispatcher) pick(ctx context.Context, q storage.Querier, in incidents.I
 	if err != nil {
 		return nil, err
 	}
+	if in.Drill {
+		scope, err := ScopeOf(ctx, q, in.ID)
+		if err != nil {
+			return nil, err
+		}
+		near = scope.Filter(near)
+	}
 	return Rank(d.Tax, near, it.Skills, in.Location, radius, now, asked, limit), nil
 }
 
@@ -213,11 +242,13 @@ func (d *Dispatcher) offer(ctx context.Context, q storage.Querier, in incidents.
 	for _, c := range picked {
 		r := c.Responder
 		id := events.NewID("of", now)
-		if _, err := q.Exec(ctx, `INSERT INTO offers (id, incident_id, responder_id, wave, status, distance_m, created_at)
+		n, err := q.Exec(ctx, `INSERT INTO offers (id, incident_id, responder_id, wave, status, distance_m, created_at)
 			VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (incident_id, responder_id) DO NOTHING`,
-			id, in.ID, r.ID, wave, OfferOffered, c.DistanceM, now.UnixMilli()); err != nil {
+			id, in.ID, r.ID, wave, OfferOffered, c.DistanceM, now.UnixMilli())
+		if err != nil {
 			return nil, fmt.Errorf("offer %s to %s: %w", in.ID, r.ID, err)
 		}
+		noteOffers(q, in, OfferOffered, n)
 		token, err := links.Issue(ctx, q, links.KindOffer, id, in.Community, r.Locale, now, now.Add(d.linkTTL()))
 		if err != nil {
 			return nil, err
@@ -300,6 +331,7 @@ func (d *Dispatcher) HandleVoiceTimer(ctx context.Context, ev events.Event) erro
 		if err != nil || len(m) == 0 {
 			return m, err
 		}
+		noteOffers(q, in, outcomeCalled, 1)
 		return m, incidents.Record(ctx, q, "called:"+o.ID, in.ID, now, "offer_called", "system",
 			map[string]any{"offer": o.ID, "responder": o.Responder, "name": o.Name})
 	})
@@ -386,6 +418,8 @@ func (d *Dispatcher) escalate(ctx context.Context, q storage.Querier, in *incide
 	}
 	if len(texted) == 0 {
 		d.Log.Error("incident escalated but the community has no emergency center with a duty phone", "incident", in.ID, "community", in.Community)
+	} else {
+		d.Log.Warn("incident escalated to the emergency center", "incident", in.ID, "waves", in.Wave, "offered", offered, "accepted", in.Accepted)
 	}
 	detail := map[string]any{"waves": in.Wave, "offered": offered, "accepted": in.Accepted, "needed": in.Needed, "texted": texted}
 	if err := incidents.Record(ctx, q, "escalated:"+in.ID, in.ID, now, events.IncidentEscalated, "system", detail); err != nil {
@@ -419,11 +453,12 @@ func offeredResponders(ctx context.Context, q storage.Querier, incident string) 
 // idle, within radiusM of at, nearest first; plans use it to give a duty to
 // a skill group.
 func Nearest(ctx context.Context, q storage.Querier, tax *events.Taxonomy, community string, at geo.Point,
-	radiusM float64, skill string, now time.Time, limit int) ([]Candidate, error) {
+	radiusM float64, skill string, now time.Time, limit int, scope *Scope) ([]Candidate, error) {
 	near, err := respondersNear(ctx, q, community, at, radiusM)
 	if err != nil {
 		return nil, err
 	}
+	near = scope.Filter(near)
 	return Rank(tax, near, []string{skill}, at, radiusM, now, nil, limit), nil
 }
 

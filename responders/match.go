@@ -15,14 +15,14 @@ type Candidate struct {
 }
 
 // Rank picks up to limit responders to ask: qualified now for one of the
-// skills, available, not busy with another incident, not asked before
+// skills, available (and within their availability windows at now), not busy with another incident, not asked before
 // (exclude), within radiusM of at; nearest first. Equal distances prefer
 // professionals, then the lower id, so the choice is deterministic.
 func Rank(tax *events.Taxonomy, rs []Responder, skills []string, at geo.Point, radiusM float64,
 	now time.Time, exclude map[string]bool, limit int) []Candidate {
 	var out []Candidate
 	for _, r := range rs {
-		if !r.Available || r.BusyIncident != "" || exclude[r.ID] {
+		if !r.Available || r.BusyIncident != "" || exclude[r.ID] || !r.Availability.At(now) {
 			continue
 		}
 		qualified := false

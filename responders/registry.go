@@ -23,6 +23,7 @@ type Community struct {
 	NameEN    string    `json:"name_en,omitempty"`
 	Location  geo.Point `json:"location"`
 	Locale    string    `json:"locale"`
+	SMSNumber string    `json:"sms_number,omitempty"` // residents text it to raise an alarm; optional
 	CreatedAt time.Time `json:"created_at"`
 }
 
@@ -79,10 +80,12 @@ type Responder struct {
 	Team         string        `json:"team,omitempty"`
 	Location     geo.Point     `json:"location"`
 	Available    bool          `json:"available"`
-	BusyIncident string        `json:"busy_incident,omitempty"`
-	Locale       string        `json:"locale"`
-	CreatedAt    time.Time     `json:"created_at"`
-	UpdatedAt    time.Time     `json:"updated_at"`
+	// Availability limits when the responder may be called; empty is any time.
+	Availability Availability `json:"availability,omitempty"`
+	BusyIncident string       `json:"busy_incident,omitempty"`
+	Locale       string       `json:"locale"`
+	CreatedAt    time.Time    `json:"created_at"`
+	UpdatedAt    time.Time    `json:"updated_at"`
 }
 
 // Qualified reports whether r can be sent for skill at now: it has the
@@ -148,6 +151,9 @@ func (c Community) Validate() error {
 	checkName(verr, "name_en", c.NameEN, false)
 	checkPoint(verr, "location", c.Location)
 	checkLocale(verr, c.Locale)
+	if c.SMSNumber != "" && !ValidPhone(c.SMSNumber) {
+		verr.Add("sms_number", "an E.164 number such as +8610690000000")
+	}
 	return verr.OrNil()
 }
 
@@ -195,6 +201,7 @@ func (r Responder) Validate(tax *events.Taxonomy) error {
 	}
 	checkPoint(verr, "location", r.Location)
 	checkLocale(verr, r.Locale)
+	r.Availability.Validate(verr, "availability")
 	return verr.OrNil()
 }
 

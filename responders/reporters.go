@@ -82,10 +82,10 @@ func (d *Dispatcher) HandleReported(ctx context.Context, ev events.Event) error 
 		return nil
 	}
 	return d.tx(ctx, func(q storage.Querier, now time.Time) ([]events.Message, error) {
-		var resident, phone, locale string
-		err := q.QueryRow(ctx, `SELECT r.id, r.phone, r.locale FROM alarms a
+		var resident, phone, locale, alarmKey, address string
+		err := q.QueryRow(ctx, `SELECT r.id, r.phone, r.locale, a.idem_key, a.address FROM alarms a
 			JOIN residents r ON r.id = a.resident AND r.community_id = a.community_id WHERE a.id = $1`, p.Detail.AlarmID).
-			Scan(&resident, &phone, &locale)
+			Scan(&resident, &phone, &locale, &alarmKey, &address)
 		if errors.Is(err, storage.ErrNoRows) || (err == nil && phone == "") {
 			return nil, nil // not registered, or no phone: the page shows the status instead
 		}
@@ -111,8 +111,17 @@ func (d *Dispatcher) HandleReported(ctx context.Context, ev events.Event) error 
 		it, _ := d.Tax.Type(in.Type)
 		params := d.params(in, it, locale, -1)
 		params["link"] = d.link(token)
+		tpl := sms.TplAlarmReceived
+		if byText(alarmKey) {
+			// The alarm is at the registered address, which nobody
+			// confirmed by pressing: say it, so a wrong one is noticed.
+			tpl = sms.TplSMSAlarmReceived
+			if address != "" {
+				params["address"] = address
+			}
+		}
 		return d.notify(ctx, q, now, sms.Text{Key: key, Community: in.Community, Incident: in.ID, To: phone,
-			Template: sms.TplAlarmReceived, Params: params, Locale: locale, Drill: in.Drill, Purpose: "alarm_received"})
+			Template: tpl, Params: params, Locale: locale, Drill: in.Drill, Purpose: "alarm_received"})
 	})
 }
 

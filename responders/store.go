@@ -48,8 +48,9 @@ func (r *Registry) CreateCommunity(ctx context.Context, c Community) (Community,
 		c.ID = strings.ToLower(events.NewID("c", now))
 	}
 	c.CreatedAt = now.UTC()
-	_, err := r.DB.Exec(ctx, `INSERT INTO communities (id, name, name_en, lat, lng, locale, created_at, updated_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $7)`, c.ID, c.Name, c.NameEN, c.Location.Lat, c.Location.Lng, c.Locale, now.UnixMilli())
+	_, err := r.DB.Exec(ctx, `INSERT INTO communities (id, name, name_en, lat, lng, locale, created_at, updated_at, sms_number)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8)`, c.ID, c.Name, c.NameEN, c.Location.Lat, c.Location.Lng, c.Locale, now.UnixMilli(),
+		c.SMSNumber)
 	if isUniqueViolation(err) {
 		return Community{}, fmt.Errorf("community %s exists: %w", c.ID, errdefs.ErrConflict)
 	}
@@ -59,12 +60,12 @@ func (r *Registry) CreateCommunity(ctx context.Context, c Community) (Community,
 	return c, nil
 }
 
-const communityColumns = `id, name, name_en, lat, lng, locale, created_at`
+const communityColumns = `id, name, name_en, lat, lng, locale, created_at, sms_number`
 
 func scanCommunity(row storage.Row) (Community, error) {
 	var c Community
 	var at int64
-	err := row.Scan(&c.ID, &c.Name, &c.NameEN, &c.Location.Lat, &c.Location.Lng, &c.Locale, &at)
+	err := row.Scan(&c.ID, &c.Name, &c.NameEN, &c.Location.Lat, &c.Location.Lng, &c.Locale, &at, &c.SMSNumber)
 	c.CreatedAt = time.UnixMilli(at).UTC()
 	return c, err
 }
@@ -98,10 +99,11 @@ func (r *Registry) ListCommunities(ctx context.Context) ([]Community, error) {
 
 // CommunityPatch changes some fields of a community.
 type CommunityPatch struct {
-	Name     *string    `json:"name"`
-	NameEN   *string    `json:"name_en"`
-	Location *geo.Point `json:"location"`
-	Locale   *string    `json:"locale"`
+	Name      *string    `json:"name"`
+	NameEN    *string    `json:"name_en"`
+	Location  *geo.Point `json:"location"`
+	Locale    *string    `json:"locale"`
+	SMSNumber *string    `json:"sms_number"` // "" removes the number
 }
 
 // UpdateCommunity applies a patch.
@@ -114,11 +116,12 @@ func (r *Registry) UpdateCommunity(ctx context.Context, id string, p CommunityPa
 	set(&c.NameEN, p.NameEN)
 	set(&c.Location, p.Location)
 	set(&c.Locale, p.Locale)
+	set(&c.SMSNumber, p.SMSNumber)
 	if err := c.Validate(); err != nil {
 		return Community{}, err
 	}
-	_, err = r.DB.Exec(ctx, `UPDATE communities SET name = $2, name_en = $3, lat = $4, lng = $5, locale = $6, updated_at = $7
-		WHERE id = $1`, c.ID, c.Name, c.NameEN, c.Location.Lat, c.Location.Lng, c.Locale, r.Now().UnixMilli())
+	_, err = r.DB.Exec(ctx, `UPDATE communities SET name = $2, name_en = $3, lat = $4, lng = $5, locale = $6, updated_at = $7,
+		sms_number = $8 WHERE id = $1`, c.ID, c.Name, c.NameEN, c.Location.Lat, c.Location.Lng, c.Locale, r.Now().UnixMilli(), c.SMSNumber)
 	if err != nil {
 		return Community{}, fmt.Errorf("update community %s: %w", id, err)
 	}
@@ -263,11 +266,7 @@ func (r *Registry) CreateResponder(ctx context.Context, p Responder) (Responder,
 		p.ID = events.NewID("rs", now)
 	}
 	p.CreatedAt, p.UpdatedAt = now.UTC(), now.UTC()
-	skills, certs := mustJSON(p.Skills), mustJSON(p.Certificates)
-	_, err := r.DB.Exec(ctx, `INSERT INTO responders (id, community_id, name, phone, skills, certificates, party_member, kind,
-		team_id, lat, lng, available, locale, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14)`,
-		p.ID, p.Community, p.Name, p.Phone, skills, certs, p.PartyMember, p.Kind, p.Team, p.Location.Lat, p.Location.Lng,
-		p.Available, p.Locale, now.UnixMilli())
+	err := insertResponder(ctx, r.DB, p)
 	if isUniqueViolation(err) {
 		return Responder{}, fmt.Errorf("a responder with phone %s is registered in %s: %w", p.Phone, p.Community, errdefs.ErrConflict)
 	}
@@ -275,6 +274,17 @@ func (r *Registry) CreateResponder(ctx context.Context, p Responder) (Responder,
 		return Responder{}, fmt.Errorf("create responder: %w", err)
 	}
 	return p, nil
+}
+
+// insertResponder writes a new responder row; p.CreatedAt is both its
+// created and updated time. Roster imports call it inside their transaction.
+func insertResponder(ctx context.Context, q storage.Querier, p Responder) error {
+	_, err := q.Exec(ctx, `INSERT INTO responders (id, community_id, name, phone, skills, certificates, party_member, kind,
+		team_id, lat, lng, available, locale, created_at, updated_at, availability)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14, $15)`,
+		p.ID, p.Community, p.Name, p.Phone, mustJSON(p.Skills), mustJSON(p.Certificates), p.PartyMember, p.Kind, p.Team,
+		p.Location.Lat, p.Location.Lng, p.Available, p.Locale, p.CreatedAt.UnixMilli(), availabilityJSON(p.Availability))
+	return err
 }
 
 func (r *Registry) checkTeam(ctx context.Context, p Responder) error {
@@ -298,16 +308,29 @@ func mustJSON(v any) string {
 }
 
 const responderColumns = `id, community_id, name, phone, skills, certificates, party_member, kind, team_id, lat, lng,
-	available, busy_incident, locale, created_at, updated_at`
+	available, busy_incident, locale, created_at, updated_at, availability`
+
+func availabilityJSON(a Availability) string {
+	if a == nil {
+		a = Availability{}
+	}
+	return mustJSON(a)
+}
 
 func scanResponder(row storage.Row) (Responder, error) {
 	var p Responder
-	var skills, certs string
+	var skills, certs, avail string
 	var created, updated int64
 	err := row.Scan(&p.ID, &p.Community, &p.Name, &p.Phone, &skills, &certs, &p.PartyMember, &p.Kind, &p.Team,
-		&p.Location.Lat, &p.Location.Lng, &p.Available, &p.BusyIncident, &p.Locale, &created, &updated)
+		&p.Location.Lat, &p.Location.Lng, &p.Available, &p.BusyIncident, &p.Locale, &created, &updated, &avail)
 	if err != nil {
 		return Responder{}, err
+	}
+	if err := json.Unmarshal([]byte(avail), &p.Availability); err != nil {
+		return Responder{}, fmt.Errorf("availability of %s: %w", p.ID, err)
+	}
+	if len(p.Availability) == 0 {
+		p.Availability = nil
 	}
 	if err := json.Unmarshal([]byte(skills), &p.Skills); err != nil {
 		return Responder{}, fmt.Errorf("skills of %s: %w", p.ID, err)
@@ -365,6 +388,7 @@ type ResponderPatch struct {
 	Team         *string        `json:"team"`
 	Location     *geo.Point     `json:"location"`
 	Available    *bool          `json:"available"`
+	Availability *Availability  `json:"availability"`
 	Locale       *string        `json:"locale"`
 }
 
@@ -383,6 +407,7 @@ func (r *Registry) UpdateResponder(ctx context.Context, community, id string, pt
 	set(&p.Team, pt.Team)
 	set(&p.Location, pt.Location)
 	set(&p.Available, pt.Available)
+	set(&p.Availability, pt.Availability)
 	set(&p.Locale, pt.Locale)
 	if err := p.Validate(r.Tax); err != nil {
 		return Responder{}, err
@@ -393,9 +418,9 @@ func (r *Registry) UpdateResponder(ctx context.Context, community, id string, pt
 	now := r.Now()
 	p.UpdatedAt = now.UTC()
 	_, err = r.DB.Exec(ctx, `UPDATE responders SET name = $2, phone = $3, skills = $4, certificates = $5, party_member = $6,
-		kind = $7, team_id = $8, lat = $9, lng = $10, available = $11, locale = $12, updated_at = $13 WHERE id = $1`,
+		kind = $7, team_id = $8, lat = $9, lng = $10, available = $11, locale = $12, updated_at = $13, availability = $14 WHERE id = $1`,
 		p.ID, p.Name, p.Phone, mustJSON(p.Skills), mustJSON(p.Certificates), p.PartyMember, p.Kind, p.Team,
-		p.Location.Lat, p.Location.Lng, p.Available, p.Locale, now.UnixMilli())
+		p.Location.Lat, p.Location.Lng, p.Available, p.Locale, now.UnixMilli(), availabilityJSON(p.Availability))
 	if isUniqueViolation(err) {
 		return Responder{}, fmt.Errorf("phone %s is registered to another responder: %w", p.Phone, errdefs.ErrConflict)
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/shouwang/shouwang/errdefs"
 	"github.com/shouwang/shouwang/events"
+	"github.com/shouwang/shouwang/metrics"
 	"github.com/shouwang/shouwang/storage"
 )
 
@@ -30,6 +31,9 @@ type Text struct {
 	Purpose   string
 	// Channel is ChannelSMS (the default) or ChannelVoice.
 	Channel string
+	// Bulk marks a text that can wait (reminders): it goes to a sender of
+	// its own that takes only the provider capacity live texts leave.
+	Bulk bool
 }
 
 // Channels a text can go out on.
@@ -97,7 +101,11 @@ func Enqueue(ctx context.Context, q storage.Querier, now time.Time, t Text) (eve
 	if err != nil {
 		return events.Message{}, false, fmt.Errorf("queue text %s: %w", t.Key, err)
 	}
-	ev, err := events.New("send:"+id, "sms.send", events.SMSSendSubject(t.Community), t.Community, now, sendPayload{OutboxID: id})
+	subject := events.SMSSendSubject(t.Community)
+	if t.Bulk {
+		subject = events.SMSBulkSubject(t.Community)
+	}
+	ev, err := events.New("send:"+id, "sms.send", subject, t.Community, now, sendPayload{OutboxID: id})
 	if err != nil {
 		return events.Message{}, false, err
 	}
@@ -206,6 +214,8 @@ type Receipts struct {
 	Relay *events.Relay
 	Log   *slog.Logger
 	Now   func() time.Time
+	// Metrics counts texts delivered and undelivered; nil counts nothing.
+	Metrics *metrics.Set
 }
 
 // Handle records one receipt. A receipt for an id we do not know yet is
@@ -216,7 +226,7 @@ func (r *Receipts) Handle(ctx context.Context, ev events.Event) error {
 		return events.Permanent(err)
 	}
 	now := r.Now()
-	staged, err := RecordStatus(ctx, r.DB, now, rc.SID, rc.Status, rc.ErrorCode)
+	staged, applied, err := recordStatus(ctx, r.DB, now, rc.SID, rc.Status, rc.ErrorCode)
 	if errors.Is(err, ErrUnknownSID) {
 		if now.Sub(rc.At) < 2*time.Minute {
 			return events.RetryAfter(time.Second, err)
@@ -227,6 +237,9 @@ func (r *Receipts) Handle(ctx context.Context, ev events.Event) error {
 	if err != nil {
 		return err
 	}
+	if applied != "" {
+		r.Metrics.SMS(ChannelSMS, applied, 1)
+	}
 	r.Relay.Send(ctx, staged)
 	return nil
 }
@@ -235,9 +248,17 @@ func (r *Receipts) Handle(ctx context.Context, ev events.Event) error {
 // will never arrive stages an sms.failed event, so whatever the text was for
 // (an offer) can move on; it is returned for the relay.
 func RecordStatus(ctx context.Context, db storage.DB, now time.Time, sid, status, errorCode string) ([]events.Message, error) {
+	staged, _, err := recordStatus(ctx, db, now, sid, status, errorCode)
+	return staged, err
+}
+
+// recordStatus is RecordStatus that also returns the status the text moved
+// to, or "" when the receipt changed nothing (a repeat, or not final).
+func recordStatus(ctx context.Context, db storage.DB, now time.Time, sid, status, errorCode string) ([]events.Message, string, error) {
 	var staged []events.Message
+	applied := ""
 	err := db.InTx(ctx, func(q storage.Querier) error {
-		staged = nil
+		staged, applied = nil, ""
 		m, err := scanQueued(q.QueryRow(ctx, `SELECT `+queuedColumns+` FROM sms_outbox WHERE provider_sid = $1`, sid))
 		if errors.Is(err, storage.ErrNoRows) {
 			return ErrUnknownSID
@@ -261,6 +282,7 @@ func RecordStatus(ctx context.Context, db storage.DB, now time.Time, sid, status
 			m.ID, next, errorCode, now.UnixMilli()); err != nil {
 			return fmt.Errorf("record receipt of %s: %w", m.ID, err)
 		}
+		applied = next
 		if next != StatusUndelivered {
 			return nil
 		}
@@ -291,7 +313,7 @@ func RecordStatus(ctx context.Context, db storage.DB, now time.Time, sid, status
 		}
 		return events.Stage(ctx, q, now, staged...)
 	})
-	return staged, err
+	return staged, applied, err
 }
 
 func failedEvent(m Queued, now time.Time, reason string) (events.Message, error) {

@@ -48,6 +48,18 @@ var replyWords = map[string]Reply{
 // and hurried thumbs add (spaces, full-width digits, punctuation, case) and
 // strict about the word itself: a reply we are not sure of is unknown.
 func ParseReply(body string) Reply {
+	s, ok := normalize(body, 32)
+	if !ok {
+		return ReplyUnknown
+	}
+	return replyWords[s]
+}
+
+// normalize folds what phones and hurried thumbs add to a word: full-width
+// digits and letters become ASCII, case is lowered, spaces, punctuation and
+// symbols (emoji) go. ok is false when what is left is longer than limit
+// bytes: a sentence, not a word.
+func normalize(body string, limit int) (word string, ok bool) {
 	var b strings.Builder
 	for _, r := range body {
 		switch {
@@ -59,9 +71,9 @@ func ParseReply(body string) Reply {
 		default:
 			b.WriteRune(unicode.ToLower(r))
 		}
-		if b.Len() > 32 {
-			return ReplyUnknown
+		if b.Len() > limit {
+			return "", false
 		}
 	}
-	return replyWords[b.String()]
+	return b.String(), true
 }

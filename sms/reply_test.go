@@ -1,6 +1,10 @@
 package sms
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/shouwang/shouwang/events"
+)
 
 func TestParseReply(t *testing.T) {
 	for body, want := range map[string]Reply{
@@ -18,7 +22,7 @@ func TestParseReply(t *testing.T) {
 }
 
 func FuzzParseReply(f *testing.F) {
-	for _, s := range []string{"1", "2", "接", "拒绝", "Ｙ", "yes", "\x00", "１２３"} {
+	for _, s := range []string{"1", "2", "接", "拒绝", "Ｙ", "yes", "\x00", "１２３", "火", "救命啊", "ＨＥＬＰ"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, body string) {
@@ -29,6 +33,15 @@ func FuzzParseReply(f *testing.F) {
 		// A reply that says both or neither is never taken as an answer.
 		if r == ReplyAccept && ParseReply(body+"2") == ReplyAccept && body != "" {
 			t.Fatalf("%q and %q both accept", body, body+"2")
+		}
+		// An alarm is a type residents can press; punctuation around it
+		// changes nothing.
+		typ := ParseAlarm(body)
+		if _, ok := events.DefaultTaxonomy().Type(typ); typ != "" && !ok {
+			t.Fatalf("ParseAlarm(%q) = %q, not a type", body, typ)
+		}
+		if typ != "" && ParseAlarm("！"+body+" 。") != typ {
+			t.Fatalf("ParseAlarm(%q) = %q but not with punctuation around it", body, typ)
 		}
 	})
 }

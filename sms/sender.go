@@ -13,6 +13,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/shouwang/shouwang/events"
+	"github.com/shouwang/shouwang/metrics"
 	"github.com/shouwang/shouwang/storage"
 )
 
@@ -44,11 +45,19 @@ type Sender struct {
 	// Limiter caps texts per second to what the provider allows.
 	Limiter *rate.Limiter
 	Carrier Carrier
+	// Bulk, when set, makes this the sender of bulk texts (reminders). It
+	// paces itself on Bulk, takes a token from the shared Limiter only when
+	// one is free right now (so a live text never queues behind it), and
+	// leaves half of each phone's per-minute allowance to live texts.
+	Bulk *rate.Limiter
 	// StatusCallback is the public URL of the delivery-receipt webhook, or "".
 	StatusCallback string
 	// PublicURL is where Twilio posts keypad answers during a call.
 	PublicURL string
 	Now       func() time.Time
+	// Metrics counts texts by status and times the first offer of each
+	// incident; nil counts nothing.
+	Metrics *metrics.Set
 }
 
 // Handle sends one queued text or call. A text already sent is not sent
@@ -68,7 +77,7 @@ func (s *Sender) Handle(ctx context.Context, ev events.Event) error {
 		return nil // sent, bundled, suppressed or given up: redelivery must not send twice
 	}
 	log := s.Log.With("outbox_id", m.ID, "to", Mask(m.To), "template", m.Template, "channel", m.Channel, "incident", m.Incident)
-	var bundled []string
+	var bundled []Queued
 	if m.Channel == ChannelSMS {
 		if wait, err := s.recipientWait(ctx, m); err != nil || wait > 0 {
 			if err != nil {
@@ -82,7 +91,11 @@ func (s *Sender) Handle(ctx context.Context, ev events.Event) error {
 				return err
 			}
 			log.Info("identical text sent to this phone recently; not sending it again")
-			return s.mark(ctx, m.ID, StatusSuppressed, "", "identical text within the carrier window")
+			if err := s.mark(ctx, m.ID, StatusSuppressed, "", "identical text within the carrier window"); err != nil {
+				return err
+			}
+			s.Metrics.SMS(m.Channel, StatusSuppressed, 1)
+			return nil
 		}
 	}
 	// Claim the row before anything else: from here no other worker can
@@ -102,10 +115,8 @@ func (s *Sender) Handle(ctx context.Context, ev events.Event) error {
 			return err
 		}
 	}
-	if s.Limiter != nil {
-		if err := s.Limiter.Wait(ctx); err != nil {
-			return err
-		}
+	if err := s.waitTurn(ctx); err != nil {
+		return err
 	}
 	sid, sendErr := s.deliver(ctx, m)
 	now := s.Now()
@@ -117,20 +128,28 @@ func (s *Sender) Handle(ctx context.Context, ev events.Event) error {
 			log.Error("text sent but not recorded as sent", "sid", sid, "err", err)
 		}
 		log.Info("sent", "sid", sid, "bundled", len(bundled))
+		s.Metrics.SMS(m.Channel, StatusSent, 1)
+		if m.Channel == ChannelSMS && m.Purpose == "offer" {
+			s.firstOffers(ctx, append([]Queued{m}, bundled...), now)
+		}
 		return nil
 	case IsPermanent(sendErr):
 		if err := s.fail(ctx, m, bundled, sendErr, now); err != nil {
 			return err
 		}
-		log.Warn("refused by provider", "err", sendErr)
+		s.Metrics.SMS(m.Channel, StatusFailed, 1)
+		log.Warn("refused by provider", "err", maskIn(sendErr.Error(), m.To))
 		return nil
 	default:
+		s.Metrics.SMSProviderError(m.Channel)
 		if _, err := s.DB.Exec(ctx, `UPDATE sms_outbox SET status = $2, last_error = $3, updated_at = $4 WHERE id = $1`,
 			m.ID, StatusPending, sendErr.Error(), now.UnixMilli()); err != nil {
 			log.Warn("record send error", "err", err)
 		}
-		log.Warn("provider unavailable; will retry", "err", sendErr)
-		return fmt.Errorf("send %s: %w", m.ID, sendErr)
+		// The bus logs the error it is given, so it goes masked too.
+		masked := maskIn(sendErr.Error(), m.To)
+		log.Warn("provider unavailable; will retry", "err", masked)
+		return fmt.Errorf("send %s: %s", m.ID, masked)
 	}
 }
 
@@ -165,11 +184,47 @@ func (s *Sender) twiml(m Queued) string {
 		`<Say language="` + lang + `">` + html.EscapeString(noInput) + `</Say></Response>`
 }
 
+// waitTurn waits until the provider may take one more text. Live texts
+// queue on the shared limiter. Bulk texts first keep to their own pace,
+// then take a shared token only when one is spare now: were they to queue
+// on the shared limiter too, a live text arriving after a hundred
+// reminders would wait for all of them.
+func (s *Sender) waitTurn(ctx context.Context) error {
+	if s.Bulk == nil {
+		if s.Limiter == nil {
+			return nil
+		}
+		return s.Limiter.Wait(ctx)
+	}
+	if err := s.Bulk.Wait(ctx); err != nil {
+		return err
+	}
+	if s.Limiter == nil {
+		return nil
+	}
+	// A token comes back every 1/rate seconds; look again then.
+	poll := max(time.Duration(float64(time.Second)/float64(s.Limiter.Limit())), 5*time.Millisecond)
+	for !s.Limiter.Allow() {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(poll):
+		}
+	}
+	return nil
+}
+
 // recipientWait says how long to wait before this phone may get another
 // text, or zero.
 func (s *Sender) recipientWait(ctx context.Context, m Queued) (time.Duration, error) {
-	if s.Carrier.PerRecipientPerMinute <= 0 {
+	limit := s.Carrier.PerRecipientPerMinute
+	if limit <= 0 {
 		return 0, nil
+	}
+	if s.Bulk != nil {
+		// Reminders to a team lead must not use up the texts a live
+		// incident may need to send them this minute.
+		limit = max(limit/2, 1)
 	}
 	now := s.Now()
 	rows, err := s.DB.Query(ctx, `SELECT sent_at FROM sms_outbox WHERE to_phone = $1 AND channel = 'sms' AND sent_at > $2
@@ -186,11 +241,11 @@ func (s *Sender) recipientWait(ctx context.Context, m Queued) (time.Duration, er
 		}
 		sent = append(sent, at)
 	}
-	if err := rows.Err(); err != nil || len(sent) < s.Carrier.PerRecipientPerMinute {
+	if err := rows.Err(); err != nil || len(sent) < limit {
 		return 0, err
 	}
 	// The oldest text in the window leaves it first.
-	oldest := sent[len(sent)-s.Carrier.PerRecipientPerMinute]
+	oldest := sent[len(sent)-limit]
 	return max(time.Until(time.UnixMilli(oldest).Add(time.Minute)), 100*time.Millisecond), nil
 }
 
@@ -213,9 +268,9 @@ func (s *Sender) sentBefore(ctx context.Context, m Queued) (bool, error) {
 // bundle folds the other offer texts still waiting for the same phone into
 // this one, so a responder asked to several calls at once gets one text
 // listing them, each with its own link. It returns the text to send and the
-// ids folded into it.
-func (s *Sender) bundle(ctx context.Context, m Queued) (Queued, []string, error) {
-	var folded []string
+// texts folded into it.
+func (s *Sender) bundle(ctx context.Context, m Queued) (Queued, []Queued, error) {
+	var folded []Queued
 	err := s.DB.InTx(ctx, func(q storage.Querier) error {
 		folded = nil
 		rows, err := q.Query(ctx, `SELECT `+queuedColumns+` FROM sms_outbox WHERE to_phone = $1 AND purpose = 'offer'
@@ -247,7 +302,7 @@ func (s *Sender) bundle(ctx context.Context, m Queued) (Queued, []string, error)
 			}
 			if n == 1 {
 				items = append(items, o)
-				folded = append(folded, o.ID)
+				folded = append(folded, o)
 			}
 		}
 		if len(folded) == 0 {
@@ -273,16 +328,20 @@ func (s *Sender) bundle(ctx context.Context, m Queued) (Queued, []string, error)
 	if err != nil {
 		return Queued{}, nil, fmt.Errorf("bundle offers to %s: %w", Mask(m.To), err)
 	}
+	s.Metrics.SMS(ChannelSMS, StatusBundled, len(folded))
 	return m, folded, nil
 }
 
 // fail marks a refused text (and those bundled into it) failed and reports
 // each, so the offers behind them move on.
-func (s *Sender) fail(ctx context.Context, m Queued, bundled []string, cause error, now time.Time) error {
+func (s *Sender) fail(ctx context.Context, m Queued, bundled []Queued, cause error, now time.Time) error {
 	var staged []events.Message
 	err := s.DB.InTx(ctx, func(q storage.Querier) error {
 		staged = nil
-		ids := append([]string{m.ID}, bundled...)
+		ids := []string{m.ID}
+		for _, b := range bundled {
+			ids = append(ids, b.ID)
+		}
 		for _, id := range ids {
 			row, err := Get(ctx, q, id)
 			if err != nil {

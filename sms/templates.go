@@ -36,6 +36,12 @@ const (
 	TplSafeCancelled    = "safe_cancelled"
 	TplSafeNoted        = "safe_noted"
 
+	// Alarms raised by texting the community number.
+	TplSMSAlarmReceived  = "sms_alarm_received"
+	TplSMSAlarmHelp      = "sms_alarm_help"
+	TplSMSNotRegistered  = "sms_not_registered"
+	TplSMSStrangerCenter = "sms_stranger_center"
+
 	// Duties from a contingency plan.
 	TplDutyAssigned   = "duty_assigned"
 	TplDutyResident   = "duty_resident"
@@ -50,6 +56,22 @@ const (
 	TplVoiceAccepted = "voice_accepted"
 	TplVoiceDeclined = "voice_declined"
 	TplVoiceClosed   = "voice_closed"
+
+	// Weekly coverage summary to the emergency center.
+	TplReadinessGaps = "readiness_gaps"
+	TplReadinessOK   = "readiness_ok"
+
+	// Drills, to the emergency center (the drill prefix is added).
+	TplDrillStarted = "drill_started"
+	TplDrillReport  = "drill_report"
+
+	// Reminders (sent as bulk texts): training budgets and certificates.
+	TplBudgetSeason     = "budget_season"
+	TplBudget80         = "budget_80"
+	TplBudget100        = "budget_100"
+	TplTrainingIdle     = "training_idle"
+	TplCertExpiring     = "cert_expiring"
+	TplCertExpiringLead = "cert_expiring_lead"
 )
 
 // Templates are the texts; {name} is replaced by a parameter. The [ref] at
@@ -78,6 +100,22 @@ var Templates = map[string]Template{
 	TplAlarmReceived: {
 		ZH: "【守望】已收到您的{type}求助，正在通知附近的志愿者。如您已安全，回复“我安全”或点击 {link} 取消。[{ref}]",
 		EN: "[Shouwang] Your {type} alarm was received; nearby responders are being alerted. If you are safe, reply SAFE or tap {link} to cancel. [{ref}]",
+	},
+	TplSMSAlarmReceived: {
+		ZH: "【守望】已收到您的{type}报警，地址：{address}，正在通知附近的救援人员。如您已安全，回复“我安全”或点击 {link} 取消。[{ref}]",
+		EN: "[Shouwang] Your {type} alarm was received for {address}; nearby responders are being alerted. If you are safe, reply SAFE or tap {link} to cancel. [{ref}]",
+	},
+	TplSMSAlarmHelp: {
+		ZH: "【守望】未能识别您的短信。报警请只回复一个词：火、救命、急救、燃气、漏水、可疑；紧急情况请直接拨打110、119、120。",
+		EN: "[Shouwang] Text not understood. To raise an alarm reply one word: FIRE, HELP, MEDICAL, GAS, FLOOD or BOMB; in an emergency call 110, 119 or 120.",
+	},
+	TplSMSNotRegistered: {
+		ZH: "【守望】您的号码未登记为社区居民，无法通过短信报警。紧急情况请立即拨打110（报警）、119（火警）、120（急救）。",
+		EN: "[Shouwang] Your number is not registered with the community, so a text cannot raise an alarm. In an emergency call 110 (police), 119 (fire) or 120 (ambulance) now.",
+	},
+	TplSMSStrangerCenter: {
+		ZH: "【守望】未登记为居民的号码{phone}向社区短信号码发来：“{body}”。已回复其拨打110/119/120，请应急中心回电核实。",
+		EN: "[Shouwang] {phone}, not registered as a resident, texted the community number: \"{body}\". They were told to call 110/119/120; emergency center, please call them back.",
 	},
 	TplResponderComing: {
 		ZH: "【守望】{name}已接受您的求助，距您约{distance}，正在赶来。[{ref}]",
@@ -135,6 +173,22 @@ var Templates = map[string]Template{
 		ZH: "已记录您无法前往，谢谢。再见。",
 		EN: "Noted that you cannot go. Thank you. Goodbye.",
 	},
+	TplDrillStarted: {
+		ZH: "【守望】{community}{type}演练开始，{limit}分钟后结束。{notice} 报告：{link}",
+		EN: "[Shouwang] {community} {type} drill started; it ends in {limit} min. {notice} Report: {link}",
+	},
+	TplDrillReport: {
+		ZH: "【守望】{type}演练结束：首位接受 {first}，接受率 {rate}，职责按时 {ontime}/{duties}，{silent} 人未回复。报告：{link}",
+		EN: "[Shouwang] {type} drill over: first accept {first}, accept rate {rate}, duties on time {ontime}/{duties}, {silent} never answered. Report: {link}",
+	},
+	TplReadinessGaps: {
+		ZH: "【守望】{community}本周应急覆盖：{gaps} 处缺口。最紧要：{top}。详情：{link}",
+		EN: "[Shouwang] {community} coverage this week: {gaps} gaps. Most urgent: {top}. Details: {link}",
+	},
+	TplReadinessOK: {
+		ZH: "【守望】{community}本周应急覆盖：无缺口，每个网格各时段 500 米内都有人。详情：{link}",
+		EN: "[Shouwang] {community} coverage this week: no gaps; every grid has someone within 500 m at all times. Details: {link}",
+	},
 	TplVoiceClosed: {
 		ZH: "该求助已无需您前往，谢谢。再见。",
 		EN: "You are no longer needed for this call. Thank you. Goodbye.",
@@ -170,6 +224,30 @@ var Templates = map[string]Template{
 	TplResolved: {
 		ZH: "【守望】{type}事件（{address}）已处置完毕，您无需前往，谢谢。[{ref}]",
 		EN: "[Shouwang] The {type} at {address} is resolved; you can stand down. Thank you. [{ref}]",
+	},
+	TplBudgetSeason: {
+		ZH: "【守望】{community}{month}编制{year}年预算，请列入应急队伍培训经费。{thisyear}年培训支出：{summary}。",
+		EN: "[Shouwang] {community} drafts its {year} budget in {month}: please include training money for the response teams. Training spend in {thisyear}: {summary}.",
+	},
+	TplBudget80: {
+		ZH: "【守望】{team}{year}年培训经费已用{percent}%（{spent}/{budget}元），剩余{remaining}元。",
+		EN: "[Shouwang] {team} has used {percent}% of its {year} training budget (CNY {spent} of {budget}); CNY {remaining} left.",
+	},
+	TplBudget100: {
+		ZH: "【守望】{team}{year}年培训经费已用完：支出{spent}元，预算{budget}元。如需继续培训请追加预算。",
+		EN: "[Shouwang] {team} has used up its {year} training budget: CNY {spent} spent of {budget}. Add to the budget to keep training.",
+	},
+	TplTrainingIdle: {
+		ZH: "【守望】{team}已{months}个月没有培训记录（上次：{last}）。请安排急救、消防等培训并登记。",
+		EN: "[Shouwang] {team} has had no training for {months} months (last: {last}). Please arrange first aid or fire training and record it.",
+	},
+	TplCertExpiring: {
+		ZH: "【守望】{name}，您的{cert}将于{date}到期（还有{days}天）。到期后将不再向您派发{skill}求助，请及时复训换证。",
+		EN: "[Shouwang] {name}, your {cert} expires on {date} (in {days} days). After that you get no {skill} calls: please renew it.",
+	},
+	TplCertExpiringLead: {
+		ZH: "【守望】{team}队员{name}的{cert}将于{date}到期（还有{days}天），到期后不再派发{skill}求助。请安排复训。",
+		EN: "[Shouwang] {team}: {name}'s {cert} expires on {date} (in {days} days); after that no {skill} calls. Please arrange renewal.",
 	},
 }
 

@@ -6,7 +6,10 @@ import (
 	"net/http"
 	"os"
 	"strconv"
+	"strings"
 	"time"
+
+	"github.com/shouwang/shouwang/schedule"
 )
 
 // Config is everything serve needs, from flags and SHOUWANG_* variables
@@ -19,6 +22,7 @@ type Config struct {
 	NATSReplicas int
 	AdminToken   string
 	PublicURL    string
+	CAPSender    string // names us in CAP alerts; empty: the public URL's host
 	WaveTimeout  time.Duration
 	SMSRate      float64
 	// SMSPerRecipient caps texts to one phone per minute (carriers block
@@ -33,6 +37,25 @@ type Config struct {
 	LinkTTL   time.Duration
 	LogFormat string
 	Demo      bool
+	// ReadinessCron is when the weekly coverage summary is texted to each
+	// emergency center (cron spec, Asia/Shanghai).
+	ReadinessCron string
+	// ScheduleGrace: a scheduled slot missed while down still fires on
+	// start-up if it is at most this late.
+	ScheduleGrace time.Duration
+	// RemindersCron is when the daily training and certificate reminders
+	// run (cron spec, Asia/Shanghai); empty turns them off.
+	RemindersCron string
+	// BudgetMonth is the month (2–12) communities draft next year's
+	// budget in; the budgeting-season reminder goes out the month before.
+	// 0 turns that reminder off.
+	BudgetMonth int
+	// SMSBulkRate caps reminders per second (at most SMSRate); they take
+	// only what live texts leave. 0 is defaultSMSBulkRate.
+	SMSBulkRate float64
+	// Clock drives scheduled jobs (not the rest of the service); tests set
+	// a fake one. Nil is the wall clock.
+	Clock schedule.Clock
 
 	TwilioAccountSID string
 	TwilioAuthToken  string
@@ -62,6 +85,7 @@ func parseConfig(name string, args []string) (Config, error) {
 	}
 	fs.IntVar(&c.NATSReplicas, "nats-replicas", replicas, "replicas of each JetStream stream (3 on a cluster)")
 	fs.StringVar(&c.PublicURL, "public-url", env("SHOUWANG_PUBLIC_URL", ""), "base URL Twilio calls back (checks webhook signatures)")
+	fs.StringVar(&c.CAPSender, "cap-sender", env("SHOUWANG_CAP_SENDER", ""), "sender of CAP alerts, a domain (default: the public URL's host)")
 	wave, err := time.ParseDuration(env("SHOUWANG_WAVE_TIMEOUT", "60s"))
 	if err != nil {
 		return c, fmt.Errorf("SHOUWANG_WAVE_TIMEOUT: %w", err)
@@ -85,6 +109,7 @@ func parseConfig(name string, args []string) (Config, error) {
 		{&c.SMSIdenticalWindow, "sms-identical-window", "SHOUWANG_SMS_IDENTICAL_WINDOW", "1h", "the same text is not sent twice to one phone within this"},
 		{&c.VoiceAfter, "voice-after", "SHOUWANG_VOICE_AFTER", "45s", "an offer unanswered this long becomes a call (0: no calls)"},
 		{&c.LinkTTL, "link-ttl", "SHOUWANG_LINK_TTL", "12h", "how long a one-tap link in a text works"},
+		{&c.ScheduleGrace, "schedule-grace", "SHOUWANG_SCHEDULE_GRACE", "1h", "a scheduled job missed while down fires on start-up if at most this late"},
 	} {
 		v, err := time.ParseDuration(env(d.env, d.def))
 		if err != nil {
@@ -92,6 +117,20 @@ func parseConfig(name string, args []string) (Config, error) {
 		}
 		fs.DurationVar(d.dst, d.flag, v, d.usage)
 	}
+	fs.StringVar(&c.ReadinessCron, "readiness-cron", env("SHOUWANG_READINESS_CRON", "0 9 * * 1"),
+		"when the weekly coverage summary is texted to each emergency center (cron, Asia/Shanghai)")
+	fs.StringVar(&c.RemindersCron, "reminders-cron", env("SHOUWANG_REMINDERS_CRON", "0 9 * * *"),
+		"when the daily training-budget and certificate reminders run (cron, Asia/Shanghai; empty: off)")
+	budgetMonth, err := strconv.Atoi(env("SHOUWANG_BUDGET_MONTH", "10"))
+	if err != nil {
+		return c, fmt.Errorf("SHOUWANG_BUDGET_MONTH: %w", err)
+	}
+	fs.IntVar(&c.BudgetMonth, "budget-month", budgetMonth, "month (2-12) next year's budget is drafted in; reminded the month before (0: off)")
+	bulkRate, err := strconv.ParseFloat(env("SHOUWANG_SMS_BULK_RATE", strconv.Itoa(defaultSMSBulkRate)), 64)
+	if err != nil {
+		return c, fmt.Errorf("SHOUWANG_SMS_BULK_RATE: %w", err)
+	}
+	fs.Float64Var(&c.SMSBulkRate, "sms-bulk-rate", bulkRate, "reminder texts per second, within --sms-rate and only what live texts leave")
 	fs.StringVar(&c.LogFormat, "log-format", env("SHOUWANG_LOG_FORMAT", "text"), "text or json")
 	if name == "serve" {
 		fs.BoolVar(&c.Demo, "demo", false, "load a demo community and print ready tokens")
@@ -112,11 +151,32 @@ func parseConfig(name string, args []string) (Config, error) {
 	if c.SMSRate <= 0 {
 		return c, fmt.Errorf("--sms-rate must be positive")
 	}
+	if _, err := schedule.ParseSpec(c.ReadinessCron); err != nil {
+		return c, fmt.Errorf("--readiness-cron: %w", err)
+	}
+	if c.RemindersCron != "" {
+		if _, err := schedule.ParseSpec(c.RemindersCron); err != nil {
+			return c, fmt.Errorf("--reminders-cron: %w", err)
+		}
+	}
+	if c.BudgetMonth != 0 && (c.BudgetMonth < 2 || c.BudgetMonth > 12) {
+		return c, fmt.Errorf("--budget-month %d: 2 (February) to 12 (December), or 0 for no reminder", c.BudgetMonth)
+	}
+	if c.SMSBulkRate <= 0 {
+		return c, fmt.Errorf("--sms-bulk-rate must be positive")
+	}
+	if strings.ContainsAny(c.CAPSender, " \t\r\n,<&") {
+		return c, fmt.Errorf("--cap-sender %q: CAP allows no spaces, commas, < or &", c.CAPSender)
+	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		return c, fmt.Errorf("--log-format %q: text or json", c.LogFormat)
 	}
 	return c, nil
 }
+
+// defaultSMSBulkRate is reminders per second unless configured: a day's
+// reminders for a community are a few hundred texts at most.
+const defaultSMSBulkRate = 2
 
 // twilioConfigured reports whether real texts go out.
 func (c Config) twilioConfigured() bool {

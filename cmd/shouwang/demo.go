@@ -72,7 +72,9 @@ Try it:
   curl -s "%s/v1/incidents?status=active" -H "Authorization: Bearer %s"
   curl -s %s/v1/dev/sms -H "Authorization: Bearer %s"
 
-`, demoCommunity, resident, dispatcher, admin, base, resident, base, dispatcher, base, admin)
+Coverage-gap page for dispatchers: %s/console/readiness?community=%s
+
+`, demoCommunity, resident, dispatcher, admin, base, resident, base, dispatcher, base, admin, base, demoCommunity)
 	return nil
 }
 
@@ -106,6 +108,22 @@ func seedDemoPeople(ctx context.Context, reg *responders.Registry, now time.Time
 			return fmt.Errorf("demo resident %s: %w", r.ID, err)
 		}
 	}
+	// Four grids (网格) around the centre, for the readiness report.
+	for i, g := range []struct{ north, east float64 }{{400, 400}, {400, -400}, {-400, -400}, {-400, 400}} {
+		if _, err := reg.SaveGrid(ctx, responders.Grid{ID: fmt.Sprintf("grid-%d", i+1), Community: demoCommunity,
+			Name: fmt.Sprintf("%d 网格", i+1), Location: geo.Offset(demoCentre, g.north, g.east)}); err != nil {
+			return fmt.Errorf("demo grid %d: %w", i+1, err)
+		}
+	}
+	// Many volunteers work by day: they are on call evenings and weekends.
+	offHours, err := responders.ParseAvailability("工作日 18:00-08:00；周末 全天")
+	if err != nil {
+		return err
+	}
+	daytime, err := responders.ParseAvailability("每天 08:00-20:00")
+	if err != nil {
+		return err
+	}
 	rng := rand.New(rand.NewPCG(2026, 11))
 	for i := range 50 {
 		skills := demoSkillMix[i%len(demoSkillMix)]
@@ -138,6 +156,12 @@ func seedDemoPeople(ctx context.Context, reg *responders.Registry, now time.Time
 			Kind:         kind,
 			Location:     geo.Offset(demoCentre, dist*math.Cos(angle), dist*math.Sin(angle)),
 			Available:    i%9 != 4, // a few are away
+		}
+		switch i % 4 {
+		case 1:
+			r.Availability = offHours
+		case 2:
+			r.Availability = daytime
 		}
 		if r.PartyMember {
 			r.Team = "demo-party-team"

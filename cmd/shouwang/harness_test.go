@@ -77,7 +77,13 @@ func start(t testing.TB, store string, tweak func(*Config)) *harness {
 	if tweak != nil {
 		tweak(&cfg)
 	}
-	svc, err := Start(context.Background(), cfg, testLogger(t))
+	return startWith(t, cfg, fake, testLogger(t))
+}
+
+// startWith starts the service with a config and logger of the test's own.
+func startWith(t testing.TB, cfg Config, fake *twiliofake.Server, log *slog.Logger) *harness {
+	t.Helper()
+	svc, err := Start(context.Background(), cfg, log)
 	if err != nil {
 		t.Fatalf("start service: %v", err)
 	}

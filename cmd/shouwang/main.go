@@ -33,6 +33,10 @@ usage:
   shouwang migrate [flags]   apply database migrations and exit
   shouwang templates list    every message template, to register with a carrier
   shouwang plans lint FILE   check a contingency plan; prints every problem with its line
+  shouwang import responders FILE --community ID [--dry-run] [--skip-bad]
+                             import a roster (.xlsx or CSV) into a community
+  shouwang drill run --community ID --type TYPE [--teams A,B] [--orgs KIND,…]
+                             start a drill now through the serving process
 
 Run "shouwang serve -h" for the flags; every flag also has a SHOUWANG_* variable.
 `
@@ -54,6 +58,10 @@ func main() {
 		err = templatesCmd(os.Stdout, os.Args[2:])
 	case "plans":
 		err = plansCmd(os.Stdout, os.Args[2:])
+	case "import":
+		err = importCmd(ctx, os.Args[2:], os.Stdout, os.Stderr)
+	case "drill":
+		err = drillCmd(ctx, os.Args[2:], os.Stdout, os.Stderr)
 	case "-h", "--help", "help":
 		fmt.Print(usage)
 	default:
@@ -69,12 +77,16 @@ func main() {
 	}
 }
 
-func newLogger(format string) *slog.Logger {
+// newLogger writes one line per record to w: logfmt-style text, or with
+// format "json" one JSON object a line (time, level, msg and the fields),
+// for log collectors. Lines about an incident carry its id as "incident";
+// phone numbers are masked where they are logged.
+func newLogger(w io.Writer, format string) *slog.Logger {
 	opts := &slog.HandlerOptions{Level: slog.LevelInfo}
 	if format == "json" {
-		return slog.New(slog.NewJSONHandler(os.Stderr, opts))
+		return slog.New(slog.NewJSONHandler(w, opts))
 	}
-	return slog.New(slog.NewTextHandler(os.Stderr, opts))
+	return slog.New(slog.NewTextHandler(w, opts))
 }
 
 func serveCmd(ctx context.Context, args []string) error {
@@ -82,7 +94,7 @@ func serveCmd(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	log := newLogger(cfg.LogFormat)
+	log := newLogger(os.Stderr, cfg.LogFormat)
 	svc, err := Start(ctx, cfg, log)
 	if err != nil {
 		return err
@@ -120,6 +132,17 @@ func migrateCmd(ctx context.Context, args []string) error {
 	}
 	fmt.Printf("migrated %s database (%s)\n", db.Dialect(), redact(where))
 	return nil
+}
+
+// openExisting opens the database a serving process uses, for commands
+// that write to it directly; an embedded one must exist already.
+func openExisting(ctx context.Context, dbURL, dataDir string) (storage.DB, error) {
+	if dbURL == "" {
+		if _, err := os.Stat(filepath.Join(dataDir, "shouwang.db")); err != nil {
+			return nil, fmt.Errorf("no database in %s (--data-dir): start the service once or run shouwang migrate", dataDir)
+		}
+	}
+	return storage.Open(ctx, dbURL, dataDir)
 }
 
 func natsLabel(c Config) string {

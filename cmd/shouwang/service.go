@@ -17,8 +17,10 @@ import (
 	"github.com/shouwang/shouwang/api"
 	"github.com/shouwang/shouwang/events"
 	"github.com/shouwang/shouwang/incidents"
+	"github.com/shouwang/shouwang/metrics"
 	"github.com/shouwang/shouwang/plans"
 	"github.com/shouwang/shouwang/responders"
+	"github.com/shouwang/shouwang/schedule"
 	"github.com/shouwang/shouwang/sms"
 	"github.com/shouwang/shouwang/storage"
 )
@@ -34,6 +36,9 @@ type Service struct {
 	DevSink    *sms.DevSink
 	Plans      *plans.Store
 	Runner     *plans.Runner
+	Drills     *plans.Drills
+	// Metrics is this replica's own registry, served at /metrics.
+	Metrics *metrics.Set
 
 	log     *slog.Logger
 	app     *fiber.App
@@ -46,8 +51,14 @@ type Service struct {
 // Start wires and starts everything; Close stops it gracefully.
 func Start(ctx context.Context, cfg Config, log *slog.Logger) (svc *Service, err error) {
 	now := time.Now
+	// Scheduled jobs run on their own clock so tests can move it; the
+	// rest of the service keeps the wall clock (JetStream timers do).
+	clock := cfg.Clock
+	if clock == nil {
+		clock = schedule.WallClock{}
+	}
 	tax := events.DefaultTaxonomy()
-	s := &Service{log: log}
+	s := &Service{log: log, Metrics: metrics.New()}
 	defer func() {
 		if err != nil {
 			s.Close(context.Background())
@@ -62,9 +73,11 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (svc *Service, err
 	}
 	if s.Bus, err = events.Connect(ctx, events.BusConfig{
 		URL: cfg.NATSURL, StoreDir: filepath.Join(cfg.DataDir, "jetstream"), Replicas: cfg.NATSReplicas, Logger: log,
+		DeadLetters: s.Metrics,
 	}); err != nil {
 		return nil, err
 	}
+	s.Metrics.WatchBus(s.Bus)
 	relay := events.NewRelay(s.DB, s.Bus, log)
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
@@ -101,18 +114,30 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (svc *Service, err
 
 	s.Registry = &responders.Registry{DB: s.DB, Tax: tax, Now: now}
 	s.Dispatcher = &responders.Dispatcher{DB: s.DB, Tax: tax, Relay: relay, Log: log, Now: now, WaveTimeout: cfg.WaveTimeout,
-		VoiceAfter: cfg.VoiceAfter, LinkBase: publicURL, LinkTTL: cfg.LinkTTL}
+		VoiceAfter: cfg.VoiceAfter, LinkBase: publicURL, LinkTTL: cfg.LinkTTL, Metrics: s.Metrics}
 	s.Plans = &plans.Store{DB: s.DB, Tax: tax, Now: now}
 	if err = s.Plans.Seed(ctx); err != nil {
 		return nil, err
 	}
 	s.Runner = &plans.Runner{DB: s.DB, Tax: tax, Store: s.Plans, Relay: relay, Log: log, Now: now, LinkBase: publicURL, LinkTTL: cfg.LinkTTL}
 	s.Dispatcher.Duties = s.Runner
+	s.Drills = &plans.Drills{DB: s.DB, Tax: tax, Relay: relay, Dispatcher: s.Dispatcher, Log: log, Now: now, LinkBase: publicURL}
 	s.Tokens = &api.Tokens{DB: s.DB, AdminHash: api.AdminHash(cfg.AdminToken), Now: now}
-	intake := &incidents.Intake{DB: s.DB, Tax: tax, Relay: relay, Log: log, Now: now}
+	intake := &incidents.Intake{DB: s.DB, Tax: tax, Relay: relay, Log: log, Now: now, Metrics: s.Metrics}
 	sender := &sms.Sender{DB: s.DB, Provider: provider, Relay: relay, Log: log, Now: now,
 		Limiter: rate.NewLimiter(rate.Limit(cfg.SMSRate), max(1, int(cfg.SMSRate))), StatusCallback: statusCallback,
-		PublicURL: publicURL, Carrier: sms.Carrier{PerRecipientPerMinute: cfg.SMSPerRecipient, IdenticalWindow: cfg.SMSIdenticalWindow}}
+		PublicURL: publicURL, Carrier: sms.Carrier{PerRecipientPerMinute: cfg.SMSPerRecipient, IdenticalWindow: cfg.SMSIdenticalWindow},
+		Metrics: s.Metrics}
+	// Reminders have a sender of their own: one worker at a low pace that
+	// takes only the provider capacity live texts leave.
+	bulkRate := cfg.SMSBulkRate
+	if bulkRate <= 0 {
+		bulkRate = defaultSMSBulkRate
+	}
+	bulkSender := *sender
+	bulkSender.Bulk = rate.NewLimiter(rate.Limit(min(bulkRate, cfg.SMSRate)), 1)
+	training := &responders.Training{DB: s.DB, Relay: relay, Log: log, Now: now}
+	reminders := &responders.Reminders{DB: s.DB, Tax: tax, Relay: relay, Log: log, Now: now, BudgetMonth: cfg.BudgetMonth}
 
 	runCtx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
@@ -139,10 +164,27 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (svc *Service, err
 		{events.ConsumerSpec{Stream: events.StreamSMS, Durable: "offer-failover", Workers: 2,
 			Filters: []string{events.SMSFailedSubject}}, s.Dispatcher.HandleFailed},
 		{events.ConsumerSpec{Stream: events.StreamSMS, Durable: "sms-receipts", Workers: 2,
-			Filters: []string{events.SMSStatusSubject}}, (&sms.Receipts{DB: s.DB, Relay: relay, Log: log, Now: now}).Handle},
+			Filters: []string{events.SMSStatusSubject}}, (&sms.Receipts{DB: s.DB, Relay: relay, Log: log, Now: now, Metrics: s.Metrics}).Handle},
+		{events.ConsumerSpec{Stream: events.StreamTimers, Durable: "schedule", Workers: 2,
+			Filters: []string{schedule.Filter}}, (&schedule.Runner{DB: s.DB, Now: now, Log: log, Handlers: map[string]schedule.Handler{
+			responders.ReadinessSummaryJob: func(ctx context.Context, f schedule.Fired) error {
+				return s.Dispatcher.ReadinessSummary(ctx, f.Slot)
+			},
+			plans.DrillJobPrefix + "*": s.Drills.RunScheduled,
+			responders.RemindersJob: func(ctx context.Context, f schedule.Fired) error {
+				return reminders.Run(ctx, f.Slot)
+			},
+		}}).Handle},
+		{events.ConsumerSpec{Stream: events.StreamTimers, Durable: "drill-timers", Workers: 1,
+			Filters: []string{events.TimerSubjectDrill}}, s.Drills.HandleTimer},
+		{events.ConsumerSpec{Stream: events.StreamIncidents, Durable: "drill-reports", Workers: 1,
+			Filters: []string{events.IncidentEventFilter(events.IncidentResolved), events.IncidentEventFilter(events.IncidentCancelled)}},
+			s.Drills.HandleClosed},
 		// A provider outage must not drop texts: retry for about half an hour.
 		{events.ConsumerSpec{Stream: events.StreamSMS, Durable: "sms-sender", Workers: 8, MaxTries: 70,
 			Filters: []string{"sms.send.>"}}, sender.Handle},
+		{events.ConsumerSpec{Stream: events.StreamSMS, Durable: "sms-bulk", Workers: 1, MaxTries: 70,
+			Filters: []string{"sms.bulk.>"}}, bulkSender.Handle},
 	} {
 		sub, err := s.Bus.Consume(runCtx, c.spec, c.handler)
 		if err != nil {
@@ -152,11 +194,25 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (svc *Service, err
 	}
 	s.wg.Add(1)
 	go func() { defer s.wg.Done(); relay.Run(runCtx, time.Second) }()
+	scheduler := &schedule.Scheduler{DB: s.DB, Bus: s.Bus, Clock: clock, Zone: responders.Zone, Grace: cfg.ScheduleGrace, Log: log,
+		Jobs: func(ctx context.Context) ([]schedule.Job, error) {
+			var jobs []schedule.Job
+			if cfg.ReadinessCron != "" {
+				jobs = append(jobs, schedule.Job{Name: responders.ReadinessSummaryJob, Spec: cfg.ReadinessCron})
+			}
+			if cfg.RemindersCron != "" {
+				jobs = append(jobs, schedule.Job{Name: responders.RemindersJob, Spec: cfg.RemindersCron})
+			}
+			drills, err := s.Drills.Jobs(ctx)
+			return append(jobs, drills...), err
+		}}
+	s.wg.Add(1)
+	go func() { defer s.wg.Done(); scheduler.Run(runCtx) }()
 
 	s.app = api.New(api.Deps{
 		DB: s.DB, Bus: s.Bus, Tax: tax, Registry: s.Registry, Dispatcher: s.Dispatcher,
-		Submitter: &incidents.Submitter{Bus: s.Bus, Tax: tax}, Tokens: s.Tokens, DevSink: s.DevSink, Plans: s.Plans, Runner: s.Runner,
-		TwilioAuthToken: cfg.TwilioAuthToken, PublicURL: cfg.PublicURL, Log: log, Now: now,
+		Submitter: &incidents.Submitter{Bus: s.Bus, Tax: tax}, Tokens: s.Tokens, DevSink: s.DevSink, Plans: s.Plans, Runner: s.Runner, Drills: s.Drills, Training: training,
+		TwilioAuthToken: cfg.TwilioAuthToken, PublicURL: cfg.PublicURL, CAPSender: cfg.CAPSender, Log: log, Now: now, Metrics: s.Metrics,
 	})
 	s.wg.Add(1)
 	go func() {

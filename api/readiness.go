@@ -1,0 +1,88 @@
+package api
+
+import (
+	_ "embed"
+	"strconv"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/shouwang/shouwang/errdefs"
+	"github.com/shouwang/shouwang/responders"
+)
+
+func (s *server) saveGrid(c *fiber.Ctx) error {
+	id := c.Params("id")
+	if _, err := needIn(c, id, RoleAdmin, RoleDispatcher); err != nil {
+		return err
+	}
+	var g responders.Grid
+	if err := decodeJSON(c, &g, true); err != nil {
+		return err
+	}
+	if g.Community != "" && g.Community != id {
+		return errdefs.Invalid("community", "must match the community in the path")
+	}
+	g.Community = id
+	out, err := s.Registry.SaveGrid(c.UserContext(), g)
+	if err != nil {
+		return err
+	}
+	return c.Status(fiber.StatusCreated).JSON(out)
+}
+
+func (s *server) listGrids(c *fiber.Ctx) error {
+	id := c.Params("id")
+	if _, err := needIn(c, id, RoleAdmin, RoleDispatcher, RoleOrg); err != nil {
+		return err
+	}
+	out, err := s.Registry.ListGrids(c.UserContext(), id)
+	if err != nil {
+		return err
+	}
+	return c.JSON(fiber.Map{"grids": out})
+}
+
+func (s *server) deleteGrid(c *fiber.Ctx) error {
+	id := c.Params("id")
+	if _, err := needIn(c, id, RoleAdmin, RoleDispatcher); err != nil {
+		return err
+	}
+	if err := s.Registry.DeleteGrid(c.UserContext(), id, c.Params("grid")); err != nil {
+		return err
+	}
+	return c.SendStatus(fiber.StatusNoContent)
+}
+
+// readiness reports coverage gaps. It holds counts only, no one's name or
+// number, so the property company and owners' committee may read it too.
+func (s *server) readiness(c *fiber.Ctx) error {
+	id := c.Params("id")
+	if _, err := needIn(c, id, RoleAdmin, RoleDispatcher, RoleOrg); err != nil {
+		return err
+	}
+	need := 1
+	if q := c.Query("need"); q != "" {
+		n, err := strconv.Atoi(q)
+		if err != nil || n < 1 || n > 50 {
+			return errdefs.Invalid("need", "a whole number from 1 to 50")
+		}
+		need = n
+	}
+	rep, err := s.Registry.Readiness(c.UserContext(), id, need)
+	if err != nil {
+		return err
+	}
+	return c.JSON(rep)
+}
+
+//go:embed pages/readiness.html
+var readinessPage []byte
+
+// readinessConsole is the console page of coverage gaps. The page reads
+// the JSON report with the dispatcher's token, so it holds no data itself.
+func (s *server) readinessConsole(c *fiber.Ctx) error {
+	c.Set(fiber.HeaderContentType, fiber.MIMETextHTMLCharsetUTF8)
+	c.Set(fiber.HeaderCacheControl, "no-store")
+	c.Set("Content-Security-Policy", "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'unsafe-inline'")
+	return c.Send(readinessPage)
+}
