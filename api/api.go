@@ -13,6 +13,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"github.com/shouwang/shouwang/accounts"
 	"github.com/shouwang/shouwang/events"
 	"github.com/shouwang/shouwang/incidents"
 	"github.com/shouwang/shouwang/metrics"
@@ -35,6 +36,9 @@ type Deps struct {
 	Drills     *plans.Drills
 	Training   *responders.Training
 	Tokens     *Tokens
+	// Accounts signs people in from a browser (users, sessions, texted
+	// sign-in links for residents).
+	Accounts *accounts.Accounts
 	// DevSink is set when texts are recorded instead of sent.
 	DevSink *sms.DevSink
 	// TwilioAuthToken checks webhook signatures; empty refuses webhooks.
@@ -49,6 +53,13 @@ type Deps struct {
 	// Metrics is served at /metrics and counts alarm presses; nil serves
 	// no /metrics.
 	Metrics *metrics.Set
+	// Live follows incident events for GET /v1/stream (the bus's plain
+	// NATS connection); nil: the stream answers 503.
+	Live Subscriber
+	// Closing ends the open live streams when it is done. The service
+	// cancels it before shutting HTTP down, which would otherwise wait
+	// for streams that never end. Nil: streams end only with their client.
+	Closing context.Context
 }
 
 // Bus is what the API needs from the event bus.
@@ -61,6 +72,8 @@ type Bus interface {
 type server struct {
 	Deps
 	tokens *Tokens
+	// signIns counts failed password sign-ins per username and address.
+	signIns *accounts.Throttle
 }
 
 // Limits on request bodies. Alarms are small; the general limit leaves
@@ -72,7 +85,7 @@ const (
 
 // New builds the fiber app.
 func New(d Deps) *fiber.App {
-	s := &server{Deps: d, tokens: d.Tokens}
+	s := &server{Deps: d, tokens: d.Tokens, signIns: accounts.NewThrottle(signInFailures, signInPeriod)}
 	app := fiber.New(fiber.Config{
 		// fiber reuses request buffers; strings kept past a handler must be copies.
 		Immutable:             true,
@@ -95,20 +108,38 @@ func New(d Deps) *fiber.App {
 	app.Post("/v1/webhooks/twilio/status", s.twilioStatus)
 	app.Post("/v1/webhooks/twilio/voice", s.twilioVoice)
 
+	// Signing in. Before the /v1 group: a stale cookie must not stop
+	// anyone signing in again for want of its CSRF value (see session.go).
+	app.Post("/v1/login", s.login)
+	app.Post("/v1/login/sms", s.loginBySMS)
+
 	// One-tap links from texts: the token is the key, no sign-in.
 	app.Get("/o/:token", s.linkGet)
 	app.Post("/o/:token", s.linkPost)
 	app.Get("/console/readiness", s.readinessConsole)
+	// The resident page, the dispatcher console and the duties page.
+	routeWeb(app)
 	app.Get("/console/drills/:id", s.drillConsole)
 
 	v1 := app.Group("/v1", s.authenticate)
 	v1.Get("/taxonomy", s.taxonomy)
 	v1.Post("/tokens", s.createToken)
+	v1.Post("/logout", s.logout)
+	v1.Get("/session", s.getSession)
+	v1.Post("/users", s.createUser)
 	v1.Post("/alarms", s.postAlarm)
 	v1.Get("/alarms/:id", s.getAlarm)
 	v1.Get("/incidents", s.listIncidents)
 	v1.Get("/incidents/:id", s.getIncident)
 	v1.Post("/incidents/:id/resolve", s.resolveIncident)
+	// The console's actions and the resident's "I am safe" (actions.go).
+	v1.Post("/incidents/:id/redispatch", s.redispatch)
+	v1.Post("/incidents/:id/assign", s.assign)
+	v1.Post("/incidents/:id/false-alarm", s.falseAlarm)
+	v1.Post("/incidents/:id/mark-drill", s.markDrill)
+	v1.Post("/incidents/:id/safe", s.residentSafe)
+	// Server-sent events for live boards (stream.go).
+	v1.Get("/stream", s.stream)
 	// CAP for alerting platforms: public types need no token (see cap.go).
 	v1.Get("/incidents/:id/cap", s.incidentCAP)
 	v1.Get("/cap/feed", s.capFeed)

@@ -100,12 +100,13 @@ func (t *Tokens) Lookup(ctx context.Context, token string) (Principal, error) {
 
 const principalKey = "principal"
 
-// authenticate reads the bearer token, if any. Endpoints decide what they
-// require with need.
+// authenticate reads the bearer token or, without one, the session cookie
+// (see session.go); both yield the same Principal. Endpoints decide what
+// they require with need.
 func (s *server) authenticate(c *fiber.Ctx) error {
 	h := c.Get(fiber.HeaderAuthorization)
 	if h == "" {
-		return c.Next()
+		return s.authenticateSession(c)
 	}
 	token, ok := strings.CutPrefix(h, "Bearer ")
 	if !ok || token == "" {

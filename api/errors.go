@@ -42,7 +42,7 @@ func fieldError(status int, field, message string) error {
 	return &httpError{status: status, code: "validation", message: message, fields: map[string]string{field: message}}
 }
 
-var errUnauthenticated = newError(fiber.StatusUnauthorized, "unauthenticated", "a valid bearer token is required")
+var errUnauthenticated = newError(fiber.StatusUnauthorized, "unauthenticated", "sign in, or send a valid bearer token")
 
 // errorHandler maps every error to a status and the JSON body, in one place.
 func errorHandler(log *slog.Logger) fiber.ErrorHandler {

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"fmt"
 	"strconv"
 
@@ -37,11 +38,18 @@ func (s *server) view(in incidents.Incident) incidentView {
 // canSee decides whether p may read an incident. Residents see the
 // incidents they reported; everyone else sees their own community's.
 func (s *server) canSee(c *fiber.Ctx, p Principal, in incidents.Incident) error {
+	return s.canSeeIn(c.UserContext(), p, in.ID, in.Community)
+}
+
+// canSeeIn is canSee for an incident known by id and community, outside a
+// request (a live stream's events).
+func (s *server) canSeeIn(ctx context.Context, p Principal, id, community string) error {
+	in := incidents.Incident{ID: id, Community: community}
 	switch {
 	case p.Role == RoleAdmin:
 		return nil
 	case p.Role == RoleResident && p.Community == in.Community:
-		ok, err := incidents.ReportedBy(c.UserContext(), s.DB, in.ID, p.Community, p.Subject)
+		ok, err := incidents.ReportedBy(ctx, s.DB, in.ID, p.Community, p.Subject)
 		if err != nil {
 			return err
 		}
@@ -52,7 +60,7 @@ func (s *server) canSee(c *fiber.Ctx, p Principal, in incidents.Incident) error 
 		return nil
 	case p.Role == RoleResponder && p.Community == in.Community:
 		// Responders see the calls they were asked to, not every call.
-		offers, err := s.Dispatcher.Offers(c.UserContext(), in.ID)
+		offers, err := s.Dispatcher.Offers(ctx, in.ID)
 		if err != nil {
 			return err
 		}

@@ -30,6 +30,7 @@ type pageText struct {
 	Accepted, Declined, ArrivedDone, Closed, Cancelled, SafeNote string
 	OfferOpen, AlarmOpen, Ended                                  string
 	DutyOpen, Ack, Done, Acked, DutyDone, Instructions, Due      string
+	SignIn, SignInHelp, SignInButton, SignInUsed                 string
 }
 
 var pageTexts = map[string]pageText{
@@ -43,6 +44,8 @@ var pageTexts = map[string]pageText{
 		OfferOpen: "有人需要帮助", AlarmOpen: "您的求助正在处理", Ended: "求助已结束",
 		DutyOpen: "预案任务", Ack: "确认收到", Done: "已完成", Acked: "已确认，完成后请点“已完成”。", DutyDone: "已记录完成，谢谢。",
 		Instructions: "要求", Due: "时限",
+		SignIn: "登录守望", SignInHelp: "点下面的按钮登录。此链接只能用一次。", SignInButton: "登录",
+		SignInUsed: "此登录链接已用过或已过期。请回到守望页面，重新获取登录短信。",
 	},
 	"en": {
 		Title: "Shouwang · community emergency", Unknown: "Link not valid", Expired: "Link expired",
@@ -55,6 +58,8 @@ var pageTexts = map[string]pageText{
 		OfferOpen: "Someone needs help", AlarmOpen: "Your call is being handled", Ended: "This call is over",
 		DutyOpen: "Plan duty", Ack: "Confirm", Done: "Done", Acked: "Confirmed. Tap Done when it is done.", DutyDone: "Recorded as done. Thank you.",
 		Instructions: "What to do", Due: "Within",
+		SignIn: "Sign in to Shouwang", SignInHelp: "Tap the button to sign in. This link works once.", SignInButton: "Sign in",
+		SignInUsed: "This sign-in link was used already or has expired. Go back to the Shouwang page and ask for a new text.",
 	},
 }
 
@@ -125,6 +130,9 @@ func (s *server) linkPost(c *fiber.Ctx) error {
 	if err != nil {
 		return s.linkPage(c, "")
 	}
+	if l.Kind == links.KindLogin {
+		return s.loginByLink(c, token)
+	}
 	action := c.FormValue("action")
 	var outcome string
 	switch l.Kind {
@@ -161,6 +169,10 @@ func (s *server) linkPage(c *fiber.Ctx, done string) error {
 	t := pageTexts[lang]
 	d := pageData{Lang: lang, T: t}
 	switch {
+	case l.Kind == links.KindLogin && (errors.Is(err, links.ErrExpired) || (err == nil && !l.UsedAt.IsZero())):
+		// A sign-in link works once.
+		d.Heading, d.Message, d.MessageClass = t.Expired, t.SignInUsed, "gone"
+		return renderPage(c, fiber.StatusGone, d)
 	case errors.Is(err, links.ErrExpired):
 		d.Heading, d.Message, d.MessageClass = t.Expired, t.ExpiredHelp, "gone"
 		return renderPage(c, fiber.StatusGone, d)
@@ -178,6 +190,11 @@ func (s *server) linkPage(c *fiber.Ctx, done string) error {
 		err = s.alarmPage(c, l, &d)
 	case links.KindDuty:
 		err = s.dutyPage(c, l, &d)
+	case links.KindLogin:
+		// A button, not a sign-in: link scanners in messaging apps open
+		// links, and must not use up a single-use one.
+		d.Heading, d.Message = t.SignIn, t.SignInHelp
+		d.Actions = []pageAction{{"login", t.SignInButton, "yes"}}
 	}
 	if err != nil {
 		return err

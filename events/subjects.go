@@ -26,6 +26,10 @@ const (
 	IncidentResolved      = "resolved"
 	IncidentCancelled     = "cancelled"
 	IncidentArrived       = "arrived"
+	// Console actions of a dispatcher.
+	IncidentRedispatched = "redispatched" // the next wave started by hand
+	IncidentAssigned     = "assigned"     // a responder sent by hand
+	IncidentMarkedDrill  = "marked_drill" // found to be a drill; left out of statistics
 )
 
 // AlarmSubject is where the API publishes a resident's press.
@@ -36,6 +40,15 @@ func AlarmSubject(community, typ string) string {
 // IncidentSubject is incidents.<community>.<type>.<event>.
 func IncidentSubject(community, typ, event string) string {
 	return "incidents." + token(community) + "." + token(typ) + "." + token(event)
+}
+
+// IncidentsOf matches every incident event of one community, for a live
+// view; an empty community matches every community's.
+func IncidentsOf(community string) string {
+	if community == "" {
+		return incidentsWildcard
+	}
+	return "incidents." + token(community) + ".>"
 }
 
 // IncidentEventFilter matches one event of every community and type, for

@@ -67,8 +67,8 @@ func Save(ctx context.Context, q storage.Querier, in Incident) error {
 		closed = in.ClosedAt.UnixMilli()
 	}
 	_, err := q.Exec(ctx, `UPDATE incidents SET status = $2, severity = $3, reports = $4, wave = $5, accepted = $6,
-		last_report_at = $7, closed_at = $8 WHERE id = $1`,
-		in.ID, string(in.Status), int(in.Severity), in.Reports, in.Wave, in.Accepted, in.LastReportAt.UnixMilli(), closed)
+		last_report_at = $7, closed_at = $8, drill = $9 WHERE id = $1`,
+		in.ID, string(in.Status), int(in.Severity), in.Reports, in.Wave, in.Accepted, in.LastReportAt.UnixMilli(), closed, in.Drill)
 	if err != nil {
 		return fmt.Errorf("save incident %s: %w", in.ID, err)
 	}

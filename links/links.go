@@ -22,10 +22,14 @@ const (
 	KindOffer = "offer" // answer an offer: accept, decline, arrived
 	KindAlarm = "alarm" // a resident about their press: "I am safe"
 	KindDuty  = "duty"  // a plan duty: acknowledge, done
+	KindLogin = "login" // a resident signs in on this phone; single use
 )
 
 // ErrExpired is returned for a link past its expiry.
 var ErrExpired = errors.New("link expired")
+
+// ErrUsed is returned by Consume for a single-use link used before.
+var ErrUsed = errors.New("link used")
 
 // Link is what a token stands for.
 type Link struct {
@@ -83,6 +87,26 @@ func Resolve(ctx context.Context, q storage.Querier, token string, now time.Time
 func MarkUsed(ctx context.Context, q storage.Querier, token string, now time.Time) error {
 	_, err := q.Exec(ctx, `UPDATE links SET used_at = $2 WHERE hash = $1 AND used_at = 0`, hash(token), now.UnixMilli())
 	return err
+}
+
+// Consume uses a single-use link: it returns what the link stands for and
+// marks it used. The mark is a conditional update, so of two requests
+// racing with the same token only one succeeds. Used before: ErrUsed;
+// expired: ErrExpired (and not marked).
+func Consume(ctx context.Context, q storage.Querier, token string, now time.Time) (Link, error) {
+	l, err := Resolve(ctx, q, token, now)
+	if err != nil {
+		return l, err
+	}
+	n, err := q.Exec(ctx, `UPDATE links SET used_at = $2 WHERE hash = $1 AND used_at = 0`, hash(token), now.UnixMilli())
+	if err != nil {
+		return Link{}, fmt.Errorf("use %s link: %w", l.Kind, err)
+	}
+	if n == 0 {
+		return l, ErrUsed
+	}
+	l.UsedAt = now.UTC()
+	return l, nil
 }
 
 func hash(token string) string {

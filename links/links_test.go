@@ -49,3 +49,33 @@ func TestLinks(t *testing.T) {
 		}
 	})
 }
+
+// A single-use link works once: of two uses only the first gets the link,
+// and an expired one is not used up.
+func TestConsumeOnce(t *testing.T) {
+	storagetest.Each(t, func(t *testing.T, db storage.DB) {
+		ctx := context.Background()
+		now := time.Date(2026, 11, 22, 20, 0, 0, 0, time.UTC)
+		token, err := links.Issue(ctx, db, links.KindLogin, "res-1", "c1", "zh-CN", now, now.Add(15*time.Minute))
+		if err != nil {
+			t.Fatal(err)
+		}
+		l, err := links.Consume(ctx, db, token, now.Add(time.Minute))
+		if err != nil || l.Kind != links.KindLogin || l.Target != "res-1" || !l.UsedAt.Equal(now.Add(time.Minute)) {
+			t.Fatalf("first use: %+v %v", l, err)
+		}
+		if _, err := links.Consume(ctx, db, token, now.Add(2*time.Minute)); !errors.Is(err, links.ErrUsed) {
+			t.Fatalf("second use: %v, want ErrUsed", err)
+		}
+		late, err := links.Issue(ctx, db, links.KindLogin, "res-1", "c1", "zh-CN", now, now.Add(15*time.Minute))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := links.Consume(ctx, db, late, now.Add(15*time.Minute)); !errors.Is(err, links.ErrExpired) {
+			t.Fatalf("at expiry: %v, want ErrExpired", err)
+		}
+		if l, _ := links.Resolve(ctx, db, late, now); !l.UsedAt.IsZero() {
+			t.Fatalf("an expired link was marked used: %+v", l)
+		}
+	})
+}

@@ -292,11 +292,11 @@ func (r *Runner) assign(ctx context.Context, q storage.Querier, in incidents.Inc
 		if err != nil {
 			return nil, false, err
 		}
-		staged = append(staged, m...)
-		if err := incidents.Record(ctx, q, "duty_unassigned:"+d.ID, in.ID, now, "duty_unassigned", "system", detail); err != nil {
+		ev, err := incidents.Announce(ctx, q, in, "duty_unassigned:"+d.ID, "duty_unassigned", d.ID, "system", now, detail)
+		if err != nil {
 			return nil, false, err
 		}
-		return staged, false, nil
+		return append(append(staged, m...), ev), false, nil
 	}
 	if d.Phone != "" {
 		token, err := links.Issue(ctx, q, links.KindDuty, d.ID, in.Community, locale, now, now.Add(r.linkTTL()))

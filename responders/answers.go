@@ -365,14 +365,16 @@ func (d *Dispatcher) HandleFailed(ctx context.Context, ev events.Event) error {
 			return nil, err
 		}
 		d.Log.Info("offer text failed; offer moves on", "incident", in.ID, "offer", o.ID, "responder", o.Responder)
-		if err := incidents.Record(ctx, q, "offer_failed:"+o.ID, in.ID, now, "offer_failed", "system",
-			map[string]any{"offer": o.ID, "responder": o.Responder, "name": o.Name, "reason": p.Reason}); err != nil {
+		ev, err := incidents.Announce(ctx, q, in, "offer_failed:"+o.ID, "offer_failed", o.ID, "system", now,
+			map[string]any{"offer": o.ID, "responder": o.Responder, "name": o.Name, "reason": p.Reason})
+		if err != nil {
 			return nil, err
 		}
 		if !in.Status.Active() || in.Accepted >= in.Needed || o.Wave != in.Wave {
-			return nil, nil
+			return []events.Message{ev}, nil
 		}
-		return d.replace(ctx, q, in, now)
+		more, err := d.replace(ctx, q, in, now)
+		return append([]events.Message{ev}, more...), err
 	})
 }
 
@@ -409,15 +411,17 @@ func (d *Dispatcher) close(ctx context.Context, incidentID, actor string, status
 		if !in.Status.Active() {
 			return nil, nil // closing twice is harmless
 		}
-		staged, err := d.closeLocked(ctx, q, &in, actor, status, event, tpl, now)
+		staged, err := d.closeLocked(ctx, q, &in, actor, status, event, tpl, nil, now)
 		out = in
 		return staged, err
 	})
 	return out, err
 }
 
+// closeLocked is close inside a transaction that holds the incident's lock;
+// detail (a reason, or nil) goes on the timeline and the event.
 func (d *Dispatcher) closeLocked(ctx context.Context, q storage.Querier, in *incidents.Incident, actor string,
-	status incidents.Status, event, tpl string, now time.Time) ([]events.Message, error) {
+	status incidents.Status, event, tpl string, detail map[string]any, now time.Time) ([]events.Message, error) {
 	staged, err := d.standDown(ctx, q, *in, tpl, now)
 	if err != nil {
 		return nil, err
@@ -440,10 +444,10 @@ func (d *Dispatcher) closeLocked(ctx context.Context, q storage.Querier, in *inc
 	if err := incidents.Save(ctx, q, *in); err != nil {
 		return nil, err
 	}
-	if err := incidents.Record(ctx, q, event+":"+in.ID, in.ID, now, event, actor, nil); err != nil {
+	if err := incidents.Record(ctx, q, event+":"+in.ID, in.ID, now, event, actor, detail); err != nil {
 		return nil, err
 	}
-	ev, err := incidents.Event(*in, event, in.ID, actor, now, nil)
+	ev, err := incidents.Event(*in, event, in.ID, actor, now, detail)
 	if err != nil {
 		return nil, err
 	}

@@ -155,8 +155,16 @@ func (d *Dispatcher) startWave(ctx context.Context, q storage.Querier, in incide
 	if !ok {
 		return nil, events.Permanent(fmt.Errorf("incident %s: unknown type %s", in.ID, in.Type))
 	}
+	return d.waves(ctx, q, in, it, n, it.Dispatch.Waves, now)
+}
+
+// waves tries waves n to last in turn until one finds someone to ask;
+// when none does, the emergency center is texted. A dispatcher's
+// redispatch may go past the type's last wave (see Redispatch).
+func (d *Dispatcher) waves(ctx context.Context, q storage.Querier, in incidents.Incident, it events.IncidentType,
+	n, last int, now time.Time) ([]events.Message, error) {
 	var staged []events.Message
-	for ; n <= it.Dispatch.Waves; n++ {
+	for ; n <= last; n++ {
 		radius := it.Dispatch.RadiusFor(n)
 		due := now.Add(d.WaveTimeout)
 		created, err := q.Exec(ctx, `INSERT INTO waves (incident_id, wave, radius_m, started_at, due_at) VALUES ($1, $2, $3, $4, $5)
@@ -332,8 +340,9 @@ func (d *Dispatcher) HandleVoiceTimer(ctx context.Context, ev events.Event) erro
 			return m, err
 		}
 		noteOffers(q, in, outcomeCalled, 1)
-		return m, incidents.Record(ctx, q, "called:"+o.ID, in.ID, now, "offer_called", "system",
+		ev, err := incidents.Announce(ctx, q, in, "called:"+o.ID, "offer_called", o.ID, "system", now,
 			map[string]any{"offer": o.ID, "responder": o.Responder, "name": o.Name})
+		return append(m, ev), err
 	})
 }
 

@@ -211,14 +211,15 @@ func (d *Dispatcher) reporterSafe(ctx context.Context, q storage.Querier, alarmI
 			To: phone, Template: tpl, Params: d.params(in, it, locale, -1), Locale: locale, Drill: in.Drill, Purpose: tpl})
 	}
 	if others > 0 {
-		if err := incidents.Record(ctx, q, "reporter_safe:"+in.ID+":"+resident, in.ID, now, "reporter_safe", actor,
-			map[string]any{"resident": resident, "other_reporters": others}); err != nil {
+		ev, err := incidents.Announce(ctx, q, in, "reporter_safe:"+in.ID+":"+resident, "reporter_safe", in.ID+":"+resident, actor, now,
+			map[string]any{"resident": resident, "other_reporters": others})
+		if err != nil {
 			return nil, "", err
 		}
 		m, err := tell(sms.TplSafeNoted)
-		return m, OutcomeSafeNoted, err
+		return append(m, ev), OutcomeSafeNoted, err
 	}
-	staged, err := d.closeLocked(ctx, q, &in, actor, incidents.StatusCancelled, events.IncidentCancelled, sms.TplCancelled, now)
+	staged, err := d.closeLocked(ctx, q, &in, actor, incidents.StatusCancelled, events.IncidentCancelled, sms.TplCancelled, nil, now)
 	if err != nil {
 		return nil, "", err
 	}

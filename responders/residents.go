@@ -11,6 +11,7 @@ import (
 	"github.com/shouwang/shouwang/events"
 	"github.com/shouwang/shouwang/geo"
 	"github.com/shouwang/shouwang/incidents"
+	"github.com/shouwang/shouwang/sms"
 	"github.com/shouwang/shouwang/storage"
 )
 
@@ -240,6 +241,23 @@ func (g *Registry) UpdateResident(ctx context.Context, community, id string, p R
 		locale = $8, updated_at = $9, needs = $10, contact = $11 WHERE id = $1`, r.ID, r.Name, r.Phone, r.Address, lat, lng,
 		r.Vulnerable, r.Locale, g.Now().UnixMilli(), r.Needs, r.Contact); err != nil {
 		return Resident{}, fmt.Errorf("update resident %s: %w", id, err)
+	}
+	return r, nil
+}
+
+// NormalizePhone turns a mobile number as people type it ("138 0000 0000",
+// "+86 138-0000-0000", full-width digits) into E.164, as roster imports do.
+func NormalizePhone(s string) (string, bool) { return normalizePhone(s) }
+
+// ResidentByPhone finds the resident registered with phone (E.164). A phone
+// may be registered in several communities (a flat in each): the one in
+// community is taken when community is given, else the registration
+// changed last, as for alarms texted in. None: ErrNotFound.
+func ResidentByPhone(ctx context.Context, q storage.Querier, phone, community string) (Resident, error) {
+	r, err := scanResident(q.QueryRow(ctx, `SELECT `+residentColumns+` FROM residents
+		WHERE phone = $1 AND phone <> '' AND ($2 = '' OR community_id = $2) ORDER BY updated_at DESC, id LIMIT 1`, phone, community))
+	if err != nil {
+		return Resident{}, notFound("resident with phone", sms.Mask(phone), err)
 	}
 	return r, nil
 }

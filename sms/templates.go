@@ -29,6 +29,11 @@ const (
 	TplOfferBundle    = "offer_bundle"
 	TplOfferItem      = "offer_item"
 
+	// A dispatcher's actions on the console.
+	TplManualAssign = "manual_assign"
+	TplFalseAlarm   = "false_alarm"
+	TplDrillMarked  = "drill_marked" // sent with the drill prefix
+
 	// To the resident who pressed.
 	TplAlarmReceived    = "alarm_received"
 	TplResponderComing  = "responder_coming"
@@ -72,6 +77,9 @@ const (
 	TplTrainingIdle     = "training_idle"
 	TplCertExpiring     = "cert_expiring"
 	TplCertExpiringLead = "cert_expiring_lead"
+
+	// A resident signing in on the web page: a one-tap, single-use link.
+	TplLoginLink = "login_link"
 )
 
 // Templates are the texts; {name} is replaced by a parameter. The [ref] at
@@ -225,6 +233,18 @@ var Templates = map[string]Template{
 		ZH: "【守望】{type}事件（{address}）已处置完毕，您无需前往，谢谢。[{ref}]",
 		EN: "[Shouwang] The {type} at {address} is resolved; you can stand down. Thank you. [{ref}]",
 	},
+	TplManualAssign: {
+		ZH: "【守望】应急中心已安排您前往{type}现场：{address}。请注意安全；到达后点击 {link} 或回复 3。[{ref}]",
+		EN: "[Shouwang] The emergency center has sent you to the {type} at {address}. Stay safe; when you arrive, tap {link} or reply 3. [{ref}]",
+	},
+	TplFalseAlarm: {
+		ZH: "【守望】{type}求助（{address}）经核实为误报，已取消，您无需前往，谢谢。[{ref}]",
+		EN: "[Shouwang] The {type} call at {address} was a false alarm and is cancelled; you can stand down. Thank you. [{ref}]",
+	},
+	TplDrillMarked: {
+		ZH: "【守望】{type}求助（{address}）已结束，您无需前往，谢谢参与。[{ref}]",
+		EN: "[Shouwang] The {type} call at {address} is over; you can stand down. Thank you for taking part. [{ref}]",
+	},
 	TplBudgetSeason: {
 		ZH: "【守望】{community}{month}编制{year}年预算，请列入应急队伍培训经费。{thisyear}年培训支出：{summary}。",
 		EN: "[Shouwang] {community} drafts its {year} budget in {month}: please include training money for the response teams. Training spend in {thisyear}: {summary}.",
@@ -248,6 +268,10 @@ var Templates = map[string]Template{
 	TplCertExpiringLead: {
 		ZH: "【守望】{team}队员{name}的{cert}将于{date}到期（还有{days}天），到期后不再派发{skill}求助。请安排复训。",
 		EN: "[Shouwang] {team}: {name}'s {cert} expires on {date} (in {days} days); after that no {skill} calls. Please arrange renewal.",
+	},
+	TplLoginLink: {
+		ZH: "【守望】登录链接：{link} （{minutes}分钟内有效，只能用一次）。如不是您本人操作，请忽略本短信。",
+		EN: "[Shouwang] Sign-in link: {link} (works once, for {minutes} min). If you did not ask for it, ignore this text.",
 	},
 }
 

@@ -328,6 +328,11 @@ func TestAccessControl(t *testing.T) {
 		n++
 		return map[string]any{"id": fmt.Sprintf("cnew%d", n), "name": "新社区", "location": centre}
 	}
+	newOrgUser := func() any {
+		n++
+		return map[string]any{"username": fmt.Sprintf("center%d", n), "password": "center password", "role": "org",
+			"community": "c1", "subject": "c1-center"}
+	}
 	for _, tc := range []struct {
 		method, path string
 		body         func() any
@@ -342,6 +347,7 @@ func TestAccessControl(t *testing.T) {
 			[7]int{401, 403, 200, 403, 404, 200, 200}},
 		{"POST", "/v1/tokens", func() any { return map[string]string{"role": "resident", "community": "c1", "subject": "minted"} },
 			[7]int{401, 403, 403, 403, 403, 201, 201}},
+		{"POST", "/v1/users", newOrgUser, [7]int{401, 403, 403, 403, 403, 201, 201}},
 		// r1 is 5 km away and was never asked: a responder sees only calls they got.
 		{"GET", "/v1/incidents/" + incident, nil, [7]int{401, 200, 404, 200, 404, 200, 200}},
 		{"GET", "/v1/incidents", nil, [7]int{401, 200, 403, 200, 200, 200, 200}},

@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"time"
 
+	"github.com/shouwang/shouwang/accounts"
 	"github.com/shouwang/shouwang/api"
 	"github.com/shouwang/shouwang/errdefs"
 	"github.com/shouwang/shouwang/geo"
@@ -30,7 +31,8 @@ var demoSkillMix = [][]string{
 }
 
 // seedDemo loads a demo community (once; later starts reuse it) and prints
-// tokens for a resident, a dispatcher and an admin.
+// tokens for a resident, a dispatcher and an admin, and the demo users who
+// sign in with a password.
 func seedDemo(ctx context.Context, svc *Service, out io.Writer) error {
 	reg := svc.Registry
 	now := time.Now()
@@ -58,6 +60,12 @@ func seedDemo(ctx context.Context, svc *Service, out io.Writer) error {
 	if err != nil {
 		return err
 	}
+	for _, u := range demoUsers {
+		u.Community = demoCommunity
+		if _, err := svc.Accounts.CreateUser(ctx, u, "demo"); err != nil && !errors.Is(err, errdefs.ErrConflict) {
+			return fmt.Errorf("demo user %s: %w", u.Username, err)
+		}
+	}
 	base := "http://" + svc.Addr
 	fmt.Fprintf(out, `
 守望 demo community %q (阳光花园社区) is ready: 50 responders, emergency center, property company, owners' committee, party-member volunteer team, 4 residents (3 vulnerable), and the shipped contingency plans.
@@ -74,8 +82,21 @@ Try it:
 
 Coverage-gap page for dispatchers: %s/console/readiness?community=%s
 
-`, demoCommunity, resident, dispatcher, admin, base, resident, base, dispatcher, base, admin, base, demoCommunity)
+Sign in on the console (%s/console) or the duties page (%s/duties), username / password:
+`, demoCommunity, resident, dispatcher, admin, base, resident, base, dispatcher, base, admin, base, demoCommunity, base, base)
+	for _, u := range demoUsers {
+		fmt.Fprintf(out, "  %-10s / %s   %s\n", u.Username, u.Password, u.Name)
+	}
+	fmt.Fprintf(out, "\nThe resident 李秀英 signs in on %s/ with a text to 13700000501 (without Twilio it is in /v1/dev/sms).\n\n", base)
 	return nil
+}
+
+// demoUsers sign in with a password: the demo's dispatcher, and the two
+// organisations that get duties in most plans.
+var demoUsers = []accounts.NewUser{
+	{Username: "dispatcher", Password: "shouwang-demo-1", Role: accounts.RoleDispatcher, Subject: "dispatcher-1", Name: "值班调度员"},
+	{Username: "property", Password: "shouwang-demo-2", Role: accounts.RoleOrg, Subject: "demo-property", Name: "阳光物业服务有限公司"},
+	{Username: "owners", Password: "shouwang-demo-3", Role: accounts.RoleOrg, Subject: "demo-owners", Name: "阳光花园业主委员会"},
 }
 
 func seedDemoPeople(ctx context.Context, reg *responders.Registry, now time.Time) error {

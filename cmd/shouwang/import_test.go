@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"mime/multipart"
+	"net/http"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -301,8 +302,21 @@ func TestImportRosterAPIRequests(t *testing.T) {
 	}
 	// Expect: 100-continue, as curl sends for large files: refused on the
 	// declared length before the body is sent.
-	resp, _ := h.request("POST", "/v1/communities/c1/responders:import", map[string]string{"Authorization": "Bearer " + admin,
-		"Content-Type": "multipart/form-data; boundary=x", "Expect": "100-continue"}, make([]byte, 9<<20))
+	// The client waits for the server's answer before sending the body (curl
+	// waits 1 s; a loaded CI machine may take longer to answer).
+	req, err := http.NewRequest("POST", h.base+"/v1/communities/c1/responders:import", bytes.NewReader(make([]byte, 9<<20)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+admin)
+	req.Header.Set("Content-Type", "multipart/form-data; boundary=x")
+	req.Header.Set("Expect", "100-continue")
+	patient := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{ExpectContinueTimeout: 20 * time.Second}}
+	resp, err := patient.Do(req)
+	if err != nil {
+		t.Fatalf("9 MiB upload: %v", err)
+	}
+	resp.Body.Close()
 	if resp.StatusCode != 413 {
 		t.Errorf("9 MiB upload: %d, want 413", resp.StatusCode)
 	}

@@ -37,6 +37,8 @@ usage:
                              import a roster (.xlsx or CSV) into a community
   shouwang drill run --community ID --type TYPE [--teams A,B] [--orgs KIND,…]
                              start a drill now through the serving process
+  shouwang users add --username U --role R [--community C] [--subject S] [--name N]
+                             create a user who signs in with a password (read from stdin)
 
 Run "shouwang serve -h" for the flags; every flag also has a SHOUWANG_* variable.
 `
@@ -62,6 +64,8 @@ func main() {
 		err = importCmd(ctx, os.Args[2:], os.Stdout, os.Stderr)
 	case "drill":
 		err = drillCmd(ctx, os.Args[2:], os.Stdout, os.Stderr)
+	case "users":
+		err = usersCmd(ctx, os.Args[2:], os.Stdin, os.Stdout, os.Stderr)
 	case "-h", "--help", "help":
 		fmt.Print(usage)
 	default:

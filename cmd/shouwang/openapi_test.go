@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"fmt"
@@ -41,7 +42,8 @@ type docChecker struct {
 
 // The non-JSON media types the API answers with: their bodies are text to
 // the checker, whose schemas say only "a string".
-var docTextTypes = []string{"text/html", "text/xml", "application/cap+xml", "application/atom+xml"}
+var docTextTypes = []string{"text/html", "text/xml", "application/cap+xml", "application/atom+xml", "text/css", "text/javascript",
+	"image/svg+xml", "text/event-stream"}
 
 func newDocChecker(t testing.TB, h *harness) *docChecker {
 	t.Helper()
@@ -76,6 +78,12 @@ func (c *docChecker) RoundTrip(req *http.Request) (*http.Response, error) {
 	resp, err := c.next.RoundTrip(req)
 	if err != nil {
 		return resp, err
+	}
+	if resp.Header.Get("Content-Type") == "text/event-stream" {
+		// An endless stream: check the status and headers now and leave
+		// the body to the caller.
+		c.check(req, reqBody, resp, nil)
+		return resp, nil
 	}
 	respBody, err := io.ReadAll(resp.Body)
 	resp.Body.Close()
@@ -228,6 +236,25 @@ func TestOpenAPIDescribesTheAnswers(t *testing.T) {
 		h.must(404, "GET", "/v1/communities/elsewhere", dispatcher, nil)
 		h.must(200, "GET", "/v1/taxonomy", resident, nil)
 
+		// Signing in from a browser: staff by password, the resident by a
+		// texted link (res-501 reads English now).
+		h.must(201, "POST", "/v1/users", dispatcher, map[string]any{"username": "wuye", "password": "property-pass-1", "role": "org",
+			"community": "c1", "subject": "property", "name": "阳光物业"})
+		h.must(422, "POST", "/v1/users", admin, map[string]any{"username": "x", "password": "short", "role": "admin"})
+		if resp, out := h.signInAnswer("wuye", "wrong password"); resp.StatusCode != 401 {
+			t.Errorf("a wrong password: %d %v", resp.StatusCode, out)
+		}
+		web := h.signIn("wuye", "property-pass-1")
+		web.must(200, "GET", "/v1/session", nil)
+		web.must(204, "POST", "/v1/logout", nil)
+		h.must(401, "GET", "/v1/session", "", nil)
+		h.must(202, "POST", "/v1/login/sms", "", map[string]any{"phone": "13700000501"})
+		signInLink := tokenIn(t, h.waitTexts("+8613700000501", 1, "Sign-in link")[0])
+		h.raw("GET", "/o/"+signInLink, "", "", nil)
+		if resp, _ := h.pressLoginButton(signInLink); resp.StatusCode != 303 {
+			t.Errorf("the sign-in button: %d", resp.StatusCode)
+		}
+
 		// Readiness.
 		h.must(201, "POST", "/v1/communities/c1/grids", dispatcher, map[string]any{"id": "grid-1", "name": "1 网格", "location": centre})
 		h.must(201, "POST", "/v1/communities/c1/grids", dispatcher, map[string]any{"name": "2 网格", "location": geo.Offset(centre, 800, 0)})
@@ -236,6 +263,10 @@ func TestOpenAPIDescribesTheAnswers(t *testing.T) {
 		h.must(422, "GET", "/v1/communities/c1/readiness?need=0", property, nil)
 		h.must(204, "DELETE", "/v1/communities/c1/grids/grid-1", dispatcher, nil)
 		h.raw("GET", "/console/readiness?community=c1", "", "", nil)
+		for _, page := range []string{"/", "/console", "/duties", "/app.css", "/common.js", "/resident.js", "/console.js",
+			"/duties.js", "/sw.js", "/manifest.webmanifest", "/icon.svg"} {
+			h.raw("GET", page, "", "", nil)
+		}
 
 		// Plans.
 		h.must(200, "GET", "/v1/plans", dispatcher, nil)
@@ -299,6 +330,35 @@ func TestOpenAPIDescribesTheAnswers(t *testing.T) {
 		h.raw("GET", "/v1/incidents/"+incident+"/cap", "", "", nil) // medical is not public: 404
 		h.raw("GET", "/v1/incidents/"+incident+"/cap", dispatcher, "", nil)
 		h.must(200, "POST", "/v1/incidents/"+incident+"/resolve", dispatcher, nil)
+
+		// The console's actions, the resident's "I am safe" and the live stream.
+		h.must(409, "POST", "/v1/incidents/"+incident+"/redispatch", dispatcher, nil) // resolved
+		fire := h.incidentOf(resident, h.press(resident, "k2", "fire", centre))
+		h.must(200, "POST", "/v1/incidents/"+fire+"/redispatch", dispatcher, nil)
+		h.must(422, "POST", "/v1/incidents/"+fire+"/assign", dispatcher, map[string]any{"responder": "nobody"})
+		h.must(200, "POST", "/v1/incidents/"+fire+"/assign", dispatcher, map[string]any{"responder": "m1"})
+		h.must(403, "POST", "/v1/incidents/"+fire+"/mark-drill", property, nil)
+		h.must(200, "POST", "/v1/incidents/"+fire+"/mark-drill", dispatcher, nil)
+		gas := h.incidentOf(resident, h.press(resident, "k3", "gas_leak", centre))
+		h.must(200, "POST", "/v1/incidents/"+gas+"/false-alarm", dispatcher, nil)
+		h.must(409, "POST", "/v1/incidents/"+gas+"/safe", resident, nil)
+		flood := h.incidentOf(resident, h.press(resident, "k4", "flood", centre))
+		h.must(404, "GET", "/v1/stream?incident="+flood, h.token("resident", "c1", "res-502"), nil)
+		live, err := http.NewRequest("GET", h.base+"/v1/stream?incident="+flood, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		live.Header.Set("Authorization", "Bearer "+resident)
+		if resp, err := h.http.Do(live); err != nil || resp.StatusCode != 200 {
+			t.Errorf("open the resident's stream: %v %v", resp, err)
+		} else {
+			first, _ := bufio.NewReader(resp.Body).ReadString('\n')
+			resp.Body.Close()
+			if first != "retry: 2000\n" {
+				t.Errorf("the stream began %q", first)
+			}
+		}
+		h.must(200, "POST", "/v1/incidents/"+flood+"/safe", resident, nil)
 
 		// Drills.
 		h.must(201, "POST", "/v1/communities/c1/drills", dispatcher, map[string]any{

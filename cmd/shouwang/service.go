@@ -14,6 +14,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 	"golang.org/x/time/rate"
 
+	"github.com/shouwang/shouwang/accounts"
 	"github.com/shouwang/shouwang/api"
 	"github.com/shouwang/shouwang/events"
 	"github.com/shouwang/shouwang/incidents"
@@ -33,6 +34,7 @@ type Service struct {
 	Registry   *responders.Registry
 	Dispatcher *responders.Dispatcher
 	Tokens     *api.Tokens
+	Accounts   *accounts.Accounts
 	DevSink    *sms.DevSink
 	Plans      *plans.Store
 	Runner     *plans.Runner
@@ -46,6 +48,10 @@ type Service struct {
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
 	closeMu sync.Once
+
+	// stopStreams ends the live streams (GET /v1/stream) before HTTP
+	// shuts down, which would otherwise wait for them.
+	stopStreams context.CancelFunc
 }
 
 // Start wires and starts everything; Close stops it gracefully.
@@ -123,6 +129,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (svc *Service, err
 	s.Dispatcher.Duties = s.Runner
 	s.Drills = &plans.Drills{DB: s.DB, Tax: tax, Relay: relay, Dispatcher: s.Dispatcher, Log: log, Now: now, LinkBase: publicURL}
 	s.Tokens = &api.Tokens{DB: s.DB, AdminHash: api.AdminHash(cfg.AdminToken), Now: now}
+	s.Accounts = &accounts.Accounts{DB: s.DB, Relay: relay, Log: log, Now: now, LinkBase: publicURL}
 	intake := &incidents.Intake{DB: s.DB, Tax: tax, Relay: relay, Log: log, Now: now, Metrics: s.Metrics}
 	sender := &sms.Sender{DB: s.DB, Provider: provider, Relay: relay, Log: log, Now: now,
 		Limiter: rate.NewLimiter(rate.Limit(cfg.SMSRate), max(1, int(cfg.SMSRate))), StatusCallback: statusCallback,
@@ -209,9 +216,12 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (svc *Service, err
 	s.wg.Add(1)
 	go func() { defer s.wg.Done(); scheduler.Run(runCtx) }()
 
+	streams, stopStreams := context.WithCancel(context.Background())
+	s.stopStreams = stopStreams
 	s.app = api.New(api.Deps{
+		Live: s.Bus.Conn(), Closing: streams,
 		DB: s.DB, Bus: s.Bus, Tax: tax, Registry: s.Registry, Dispatcher: s.Dispatcher,
-		Submitter: &incidents.Submitter{Bus: s.Bus, Tax: tax}, Tokens: s.Tokens, DevSink: s.DevSink, Plans: s.Plans, Runner: s.Runner, Drills: s.Drills, Training: training,
+		Submitter: &incidents.Submitter{Bus: s.Bus, Tax: tax}, Tokens: s.Tokens, Accounts: s.Accounts, DevSink: s.DevSink, Plans: s.Plans, Runner: s.Runner, Drills: s.Drills, Training: training,
 		TwilioAuthToken: cfg.TwilioAuthToken, PublicURL: cfg.PublicURL, CAPSender: cfg.CAPSender, Log: log, Now: now, Metrics: s.Metrics,
 	})
 	s.wg.Add(1)
@@ -229,6 +239,9 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (svc *Service, err
 func (s *Service) Close(ctx context.Context) error {
 	var err error
 	s.closeMu.Do(func() {
+		if s.stopStreams != nil {
+			s.stopStreams()
+		}
 		if s.app != nil {
 			deadline, ok := ctx.Deadline()
 			timeout := 10 * time.Second
