@@ -116,10 +116,10 @@ func New(d Deps) *fiber.App {
 	// One-tap links from texts: the token is the key, no sign-in.
 	app.Get("/o/:token", s.linkGet)
 	app.Post("/o/:token", s.linkPost)
-	app.Get("/console/readiness", s.readinessConsole)
+	app.Get("/console/readiness", tokenPage(readinessPage))
 	// The resident page, the dispatcher console and the duties page.
 	routeWeb(app)
-	app.Get("/console/drills/:id", s.drillConsole)
+	app.Get("/console/drills/:id", tokenPage(drillPage))
 
 	v1 := app.Group("/v1", s.authenticate)
 	v1.Get("/taxonomy", s.taxonomy)

@@ -124,14 +124,7 @@ func (s *server) drillReport(c *fiber.Ctx) error {
 	return c.JSON(dr.Report)
 }
 
+// drillPage is the readable after-action report.
+//
 //go:embed pages/drill.html
 var drillPage []byte
-
-// drillConsole is the readable after-action report. Like the readiness
-// page it reads the JSON with the dispatcher's token and holds no data.
-func (s *server) drillConsole(c *fiber.Ctx) error {
-	c.Set(fiber.HeaderContentType, fiber.MIMETextHTMLCharsetUTF8)
-	c.Set(fiber.HeaderCacheControl, "no-store")
-	c.Set("Content-Security-Policy", "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'unsafe-inline'")
-	return c.Send(drillPage)
-}

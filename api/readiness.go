@@ -75,14 +75,19 @@ func (s *server) readiness(c *fiber.Ctx) error {
 	return c.JSON(rep)
 }
 
+// readinessPage lists the coverage gaps.
+//
 //go:embed pages/readiness.html
 var readinessPage []byte
 
-// readinessConsole is the console page of coverage gaps. The page reads
-// the JSON report with the dispatcher's token, so it holds no data itself.
-func (s *server) readinessConsole(c *fiber.Ctx) error {
-	c.Set(fiber.HeaderContentType, fiber.MIMETextHTMLCharsetUTF8)
-	c.Set(fiber.HeaderCacheControl, "no-store")
-	c.Set("Content-Security-Policy", "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'unsafe-inline'")
-	return c.Send(readinessPage)
+// tokenPage serves a page that holds no data itself: its inline script
+// reads the JSON with the dispatcher's token. The coverage-gap page and
+// the drill report are such pages.
+func tokenPage(body []byte) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		c.Set(fiber.HeaderContentType, fiber.MIMETextHTMLCharsetUTF8)
+		c.Set(fiber.HeaderCacheControl, "no-store")
+		c.Set("Content-Security-Policy", "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'unsafe-inline'")
+		return c.Send(body)
+	}
 }

@@ -145,7 +145,7 @@ func (d *Drills) SaveSchedule(ctx context.Context, s DrillSchedule) (DrillSchedu
 	}
 	_, err = d.DB.Exec(ctx, `INSERT INTO drill_schedules (id, community_id, spec, doc, enabled, created_by, created_at, updated_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $7)`, s.ID, s.Community, s.Spec, string(doc), s.Enabled, s.CreatedBy, now.UnixMilli())
-	if err != nil && strings.Contains(err.Error(), "UNIQUE") || err != nil && strings.Contains(err.Error(), "23505") {
+	if storage.IsUniqueViolation(err) {
 		return DrillSchedule{}, fmt.Errorf("drill schedule %s exists: %w", s.ID, errdefs.ErrConflict)
 	}
 	if err != nil {

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io/fs"
 	"sort"
-	"strings"
 	"time"
 
 	"github.com/shouwang/shouwang/errdefs"
@@ -37,7 +36,7 @@ func (s *Store) Save(ctx context.Context, p Plan, by string) (Plan, error) {
 			string(title), p.Doc, by, s.Now().UnixMilli())
 		return err
 	})
-	if err != nil && (strings.Contains(err.Error(), "UNIQUE constraint") || strings.Contains(err.Error(), "23505")) {
+	if storage.IsUniqueViolation(err) {
 		return Plan{}, fmt.Errorf("plan %s was saved by someone else at the same moment; send it again: %w", p.ID, errdefs.ErrConflict)
 	}
 	if err != nil {

@@ -94,7 +94,7 @@ func (r *Registry) ImportRoster(ctx context.Context, community string, rows [][]
 				p.responder.UpdatedAt = now.UTC()
 				err = updateFromRoster(ctx, q, p.responder)
 			}
-			if isUniqueViolation(err) {
+			if storage.IsUniqueViolation(err) {
 				// Someone registered the same phone since the plan was read.
 				return fmt.Errorf("row %d: phone registered meanwhile, import again: %w", p.row, errdefs.ErrConflict)
 			}

@@ -113,7 +113,7 @@ func (g *Registry) CreateResident(ctx context.Context, r Resident) (Resident, er
 	_, err := g.DB.Exec(ctx, `INSERT INTO residents (id, community_id, name, phone, address, lat, lng, vulnerable, locale,
 		created_at, updated_at, needs, contact) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $11, $12)`,
 		r.ID, r.Community, r.Name, r.Phone, r.Address, lat, lng, r.Vulnerable, r.Locale, now.UnixMilli(), r.Needs, r.Contact)
-	if isUniqueViolation(err) {
+	if storage.IsUniqueViolation(err) {
 		return Resident{}, fmt.Errorf("resident %s exists: %w", r.ID, errdefs.ErrConflict)
 	}
 	if err != nil {

@@ -28,11 +28,6 @@ func notFound(what, id string, err error) error {
 	return fmt.Errorf("read %s %s: %w", what, id, err)
 }
 
-func isUniqueViolation(err error) bool {
-	// SQLite: "UNIQUE constraint failed"; PostgreSQL: SQLSTATE 23505.
-	return err != nil && (strings.Contains(err.Error(), "UNIQUE constraint") || strings.Contains(err.Error(), "23505"))
-}
-
 // --- communities ---
 
 // CreateCommunity stores a new community; an empty id gets one.
@@ -51,7 +46,7 @@ func (r *Registry) CreateCommunity(ctx context.Context, c Community) (Community,
 	_, err := r.DB.Exec(ctx, `INSERT INTO communities (id, name, name_en, lat, lng, locale, created_at, updated_at, sms_number)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8)`, c.ID, c.Name, c.NameEN, c.Location.Lat, c.Location.Lng, c.Locale, now.UnixMilli(),
 		c.SMSNumber)
-	if isUniqueViolation(err) {
+	if storage.IsUniqueViolation(err) {
 		return Community{}, fmt.Errorf("community %s exists: %w", c.ID, errdefs.ErrConflict)
 	}
 	if err != nil {
@@ -151,7 +146,7 @@ func (r *Registry) CreateOrganisation(ctx context.Context, o Organisation) (Orga
 	o.CreatedAt = now.UTC()
 	_, err := r.DB.Exec(ctx, `INSERT INTO organisations (id, community_id, kind, name, duty_phone, created_at, updated_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $6)`, o.ID, o.Community, o.Kind, o.Name, o.DutyPhone, now.UnixMilli())
-	if isUniqueViolation(err) {
+	if storage.IsUniqueViolation(err) {
 		return Organisation{}, fmt.Errorf("organisation %s exists: %w", o.ID, errdefs.ErrConflict)
 	}
 	if err != nil {
@@ -267,7 +262,7 @@ func (r *Registry) CreateResponder(ctx context.Context, p Responder) (Responder,
 	}
 	p.CreatedAt, p.UpdatedAt = now.UTC(), now.UTC()
 	err := insertResponder(ctx, r.DB, p)
-	if isUniqueViolation(err) {
+	if storage.IsUniqueViolation(err) {
 		return Responder{}, fmt.Errorf("a responder with phone %s is registered in %s: %w", p.Phone, p.Community, errdefs.ErrConflict)
 	}
 	if err != nil {
@@ -421,7 +416,7 @@ func (r *Registry) UpdateResponder(ctx context.Context, community, id string, pt
 		kind = $7, team_id = $8, lat = $9, lng = $10, available = $11, locale = $12, updated_at = $13, availability = $14 WHERE id = $1`,
 		p.ID, p.Name, p.Phone, mustJSON(p.Skills), mustJSON(p.Certificates), p.PartyMember, p.Kind, p.Team,
 		p.Location.Lat, p.Location.Lng, p.Available, p.Locale, now.UnixMilli(), availabilityJSON(p.Availability))
-	if isUniqueViolation(err) {
+	if storage.IsUniqueViolation(err) {
 		return Responder{}, fmt.Errorf("phone %s is registered to another responder: %w", p.Phone, errdefs.ErrConflict)
 	}
 	if err != nil {

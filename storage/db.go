@@ -40,6 +40,13 @@ type DB interface {
 	Close()
 }
 
+// IsUniqueViolation reports whether err is an insert or update refused by a
+// unique constraint, whichever database is underneath.
+func IsUniqueViolation(err error) bool {
+	// SQLite: "UNIQUE constraint failed"; PostgreSQL: SQLSTATE 23505.
+	return err != nil && (strings.Contains(err.Error(), "UNIQUE constraint") || strings.Contains(err.Error(), "23505"))
+}
+
 // Rows is the cursor of a multi-row query.
 type Rows interface {
 	Next() bool

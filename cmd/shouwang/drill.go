@@ -51,8 +51,7 @@ func drillCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	limit := fs.String("time-limit", "30m", "the drill ends by itself after this")
 	address := fs.String("address", "", "where the drill takes place; the community's centre by default")
 	key := fs.String("key", "", "idempotency key: the same key starts the same drill once")
-	dataDir := fs.String("data-dir", env("SHOUWANG_DATA_DIR", "./data"), "directory of the embedded SQLite database")
-	dbURL := fs.String("database-url", env("SHOUWANG_DATABASE_URL", ""), "postgres:// URL; empty uses embedded SQLite")
+	openStore := storeFlags(fs)
 	if len(args) == 0 || args[0] != "run" {
 		fs.Usage()
 		return errors.New("want: drill run --community ID --type TYPE")
@@ -64,7 +63,7 @@ func drillCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		fs.Usage()
 		return errors.New("--community and --type are required")
 	}
-	db, err := openExisting(ctx, *dbURL, *dataDir)
+	db, err := openStore(ctx)
 	if err != nil {
 		return err
 	}

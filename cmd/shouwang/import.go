@@ -37,8 +37,7 @@ func importCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	dryRun := fs.Bool("dry-run", false, "check the file and report what would change; write nothing")
 	skipBad := fs.Bool("skip-bad", false, "import the good rows even when some rows are bad")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
-	dataDir := fs.String("data-dir", env("SHOUWANG_DATA_DIR", "./data"), "directory of the embedded SQLite database")
-	dbURL := fs.String("database-url", env("SHOUWANG_DATABASE_URL", ""), "postgres:// URL; empty uses embedded SQLite")
+	openStore := storeFlags(fs)
 	// Flags may come after the file, as in the documented form.
 	var pos []string
 	for {
@@ -63,7 +62,7 @@ func importCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return fmt.Errorf("%s: %w", file, err)
 	}
-	db, err := openExisting(ctx, *dbURL, *dataDir)
+	db, err := openStore(ctx)
 	if err != nil {
 		return err
 	}

@@ -138,15 +138,20 @@ func migrateCmd(ctx context.Context, args []string) error {
 	return nil
 }
 
-// openExisting opens the database a serving process uses, for commands
-// that write to it directly; an embedded one must exist already.
-func openExisting(ctx context.Context, dbURL, dataDir string) (storage.DB, error) {
-	if dbURL == "" {
-		if _, err := os.Stat(filepath.Join(dataDir, "shouwang.db")); err != nil {
-			return nil, fmt.Errorf("no database in %s (--data-dir): start the service once or run shouwang migrate", dataDir)
+// storeFlags gives a command that writes to the serving process's database
+// its --data-dir and --database-url flags, and returns what opens that
+// database once the flags are parsed; an embedded one must exist already.
+func storeFlags(fs *flag.FlagSet) func(context.Context) (storage.DB, error) {
+	dataDir := fs.String("data-dir", env("SHOUWANG_DATA_DIR", "./data"), "directory of the embedded SQLite database")
+	dbURL := fs.String("database-url", env("SHOUWANG_DATABASE_URL", ""), "postgres:// URL; empty uses embedded SQLite")
+	return func(ctx context.Context) (storage.DB, error) {
+		if *dbURL == "" {
+			if _, err := os.Stat(filepath.Join(*dataDir, "shouwang.db")); err != nil {
+				return nil, fmt.Errorf("no database in %s (--data-dir): start the service once or run shouwang migrate", *dataDir)
+			}
 		}
+		return storage.Open(ctx, *dbURL, *dataDir)
 	}
-	return storage.Open(ctx, dbURL, dataDir)
 }
 
 func natsLabel(c Config) string {

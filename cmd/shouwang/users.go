@@ -36,8 +36,7 @@ func usersCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	community := fs.String("community", "", "community id (not for admins)")
 	subject := fs.String("subject", "", "for org users the organisation id; others default to the username")
 	name := fs.String("name", "", "the person's name, shown on the console")
-	dataDir := fs.String("data-dir", env("SHOUWANG_DATA_DIR", "./data"), "directory of the embedded SQLite database")
-	dbURL := fs.String("database-url", env("SHOUWANG_DATABASE_URL", ""), "postgres:// URL; empty uses embedded SQLite")
+	openStore := storeFlags(fs)
 	if len(args) == 0 || args[0] != "add" {
 		fs.Usage()
 		return errors.New("want: users add --username U --role R --community C")
@@ -53,7 +52,7 @@ func usersCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	if err != nil {
 		return err
 	}
-	db, err := openExisting(ctx, *dbURL, *dataDir)
+	db, err := openStore(ctx)
 	if err != nil {
 		return err
 	}
