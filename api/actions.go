@@ -6,6 +6,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"github.com/shouwang/shouwang/audit"
 	"github.com/shouwang/shouwang/errdefs"
 	"github.com/shouwang/shouwang/incidents"
 )
@@ -38,7 +39,7 @@ func (s *server) redispatch(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	if in, err = s.Dispatcher.Redispatch(c.UserContext(), in.ID, p.String()); err != nil {
+	if in, err = s.Dispatcher.Redispatch(c.UserContext(), in.ID, actorOf(c, p)); err != nil {
 		return err
 	}
 	return c.JSON(s.view(in))
@@ -62,7 +63,7 @@ func (s *server) assign(c *fiber.Ctx) error {
 		return errdefs.Invalid("responder", "required: the id of a responder of the incident's community")
 	}
 	ctx := c.UserContext()
-	o, err := s.Dispatcher.Assign(ctx, in.ID, req.Responder, p.String())
+	o, err := s.Dispatcher.Assign(ctx, in.ID, req.Responder, actorOf(c, p))
 	if err != nil {
 		return err
 	}
@@ -78,7 +79,7 @@ func (s *server) falseAlarm(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	if in, err = s.Dispatcher.FalseAlarm(c.UserContext(), in.ID, p.String()); err != nil {
+	if in, err = s.Dispatcher.FalseAlarm(c.UserContext(), in.ID, actorOf(c, p)); err != nil {
 		return err
 	}
 	return c.JSON(s.view(in))
@@ -90,7 +91,7 @@ func (s *server) markDrill(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	if in, err = s.Dispatcher.MarkDrill(c.UserContext(), in.ID, p.String()); err != nil {
+	if in, err = s.Dispatcher.MarkDrill(c.UserContext(), in.ID, actorOf(c, p)); err != nil {
 		return err
 	}
 	return c.JSON(s.view(in))
@@ -108,5 +109,9 @@ func (s *server) residentSafe(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	// After the commit: the same change by text is the resident's own
+	// word, not a staff change, and is not audited.
+	s.recordAfter(c.UserContext(), audit.Entry{Actor: p.String(), Community: in.Community, Action: "incident.safe",
+		ObjectKind: "incident", ObjectID: in.ID, Detail: map[string]any{"outcome": outcome}})
 	return c.JSON(fiber.Map{"outcome": outcome, "incident": s.view(in)})
 }

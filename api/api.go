@@ -7,6 +7,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"log/slog"
 	"strings"
 	"time"
@@ -56,6 +57,9 @@ type Deps struct {
 	// Live follows incident events for GET /v1/stream (the bus's plain
 	// NATS connection); nil: the stream answers 503.
 	Live Subscriber
+	// Limits are the per-address and per-token request limits (see
+	// ratelimit.go); the zero value limits nothing.
+	Limits RateLimits
 	// Closing ends the open live streams when it is done. The service
 	// cancels it before shutting HTTP down, which would otherwise wait
 	// for streams that never end. Nil: streams end only with their client.
@@ -97,6 +101,9 @@ func New(d Deps) *fiber.App {
 		IdleTimeout:           60 * time.Second,
 	})
 	app.Use(limitBody)
+	if d.Limits.on() {
+		app.Use(newLimiter(d.Limits, time.Now).middleware)
+	}
 	app.Get("/healthz", s.healthz)
 	app.Get("/readyz", s.readyz)
 	s.routeMetrics(app)
@@ -193,6 +200,7 @@ func New(d Deps) *fiber.App {
 	v1.Get("/dev/calls", s.devCalls)
 	v1.Post("/dev/sms/inbound", s.devInbound)
 	v1.Get("/admin/deadletters", s.deadLetters)
+	v1.Get("/audit", s.listAudit)
 	return app
 }
 
@@ -260,7 +268,9 @@ func decodeJSON(c *fiber.Ctx, v any, strict bool) error {
 		}
 		return fieldError(fiber.StatusBadRequest, "body", "not valid JSON: "+err.Error())
 	}
-	if dec.More() {
+	// Only white space may follow. dec.More would let a stray "}" or "]"
+	// through (found by FuzzPostAlarm).
+	if _, err := dec.Token(); err != io.EOF {
 		return fieldError(fiber.StatusBadRequest, "body", "one JSON object expected")
 	}
 	return nil

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -50,7 +51,16 @@ type Tokens struct {
 	DB        storage.DB
 	AdminHash []byte // sha256 of SHOUWANG_ADMIN_TOKEN, or nil
 	Now       func() time.Time
+	// Known remembers the tokens this replica has found in the database;
+	// nil remembers none. Tokens are never revoked, so while the database
+	// is away a known token still works: a resident's press only needs
+	// JetStream, and must not fail because PostgreSQL is restarting.
+	Known *KnownTokens
 }
+
+// KnownTokens maps the hash of each token seen to its Principal. It is
+// shared by copies of a Tokens.
+type KnownTokens struct{ m sync.Map }
 
 func hashToken(t string) []byte {
 	h := sha256.Sum256([]byte(t))
@@ -93,7 +103,15 @@ func (t *Tokens) Lookup(ctx context.Context, token string) (Principal, error) {
 		return Principal{}, errUnauthenticated
 	}
 	if err != nil {
-		return Principal{}, fmt.Errorf("look up token: %w", err)
+		if t.Known != nil {
+			if known, ok := t.Known.m.Load(string(h)); ok {
+				return known.(Principal), nil
+			}
+		}
+		return Principal{}, fmt.Errorf("look up token: %w (%w)", errdefs.ErrUnavailable, err)
+	}
+	if t.Known != nil {
+		t.Known.m.Store(string(h), p)
 	}
 	return p, nil
 }

@@ -6,6 +6,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"github.com/shouwang/shouwang/audit"
 	"github.com/shouwang/shouwang/errdefs"
 	"github.com/shouwang/shouwang/events"
 	"github.com/shouwang/shouwang/plans"
@@ -30,6 +31,8 @@ func (s *server) createDrillSchedule(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	s.recordAfter(c.UserContext(), audit.Entry{Actor: actorOf(c, p), Community: id, Action: "drill.schedule", ObjectKind: "drill_schedule",
+		ObjectID: out.ID, Detail: map[string]any{"spec": out.Spec, "enabled": out.Enabled}})
 	return c.Status(fiber.StatusCreated).JSON(out)
 }
 
@@ -51,12 +54,15 @@ func (s *server) listDrills(c *fiber.Ctx) error {
 
 func (s *server) deleteDrillSchedule(c *fiber.Ctx) error {
 	id := c.Params("id")
-	if _, err := needIn(c, id, RoleAdmin, RoleDispatcher); err != nil {
+	p, err := needIn(c, id, RoleAdmin, RoleDispatcher)
+	if err != nil {
 		return err
 	}
 	if err := s.Drills.DeleteSchedule(c.UserContext(), id, c.Params("schedule")); err != nil {
 		return err
 	}
+	s.recordAfter(c.UserContext(), audit.Entry{Actor: actorOf(c, p), Community: id, Action: "drill.delete", ObjectKind: "drill_schedule",
+		ObjectID: c.Params("schedule")})
 	return c.SendStatus(fiber.StatusNoContent)
 }
 
@@ -87,6 +93,8 @@ func (s *server) runDrill(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	s.recordAfter(c.UserContext(), audit.Entry{Actor: actorOf(c, p), Community: id, Action: "drill.run", ObjectKind: "drill",
+		ObjectID: out.ID, Detail: map[string]any{"key": in.Key}})
 	return c.Status(fiber.StatusCreated).JSON(out)
 }
 

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/shouwang/shouwang/api"
 	"github.com/shouwang/shouwang/events"
@@ -19,7 +20,8 @@ import (
 
 // FuzzPostAlarm throws arbitrary bodies at POST /v1/alarms, as a resident
 // would from a buggy or hostile phone. Whatever arrives, the answer is a
-// JSON 202 with an alarm id or a JSON 4xx error: never a 5xx, never a panic.
+// JSON 202 with an alarm id or a JSON 4xx error: never a 5xx, never a panic,
+// and a 202 only for a press that is valid by the documented rules.
 func FuzzPostAlarm(f *testing.F) {
 	ctx := context.Background()
 	db := storagetest.SQLite(f)
@@ -114,6 +116,13 @@ func FuzzPostAlarm(f *testing.F) {
 			if out.AlarmID == "" || out.Status != "received" || out.Error != nil {
 				t.Fatalf("202 without an alarm id: %s", raw)
 			}
+			key, why := validAlarm(body)
+			if why != "" {
+				t.Fatalf("202 for an alarm that is not valid (%s): %q", why, body)
+			}
+			if want := incidents.AlarmID("c1", "resident-501", key); out.AlarmID != want {
+				t.Fatalf("202 names alarm %s, want %s for key %q", out.AlarmID, want, key)
+			}
 		default:
 			if resp.StatusCode < 400 {
 				t.Fatalf("unexpected status %d: %s", resp.StatusCode, raw)
@@ -123,4 +132,63 @@ func FuzzPostAlarm(f *testing.F) {
 			}
 		}
 	})
+}
+
+// validAlarm is the rule for a press, written out again from the API's
+// documentation rather than taken from the code under test: one JSON object
+// of at most 16 KiB; a key of 1–128 bytes of text; a type of the taxonomy,
+// or none; a location, if any, with both coordinates in range and not 0,0;
+// an address of at most 200 and a note of at most 1000 characters. It
+// returns the trimmed key, or why the press is not valid.
+func validAlarm(body []byte) (key, why string) {
+	if len(body) > 16<<10 {
+		return "", "larger than 16 KiB"
+	}
+	var req incidents.AlarmRequest
+	if err := json.Unmarshal(body, &req); err != nil {
+		return "", "not one JSON object: " + err.Error()
+	}
+	if !bytes.HasPrefix(bytes.TrimLeft(body, " \t\r\n"), []byte("{")) {
+		return "", "not an object"
+	}
+	key = strings.TrimSpace(req.Key)
+	if key == "" || len(key) > 128 || !utf8.ValidString(key) || hasControl(key, false) {
+		return "", "bad key"
+	}
+	if typ := strings.TrimSpace(req.Type); typ != "" {
+		if _, ok := events.DefaultTaxonomy().Type(typ); !ok {
+			return "", "unknown type"
+		}
+	}
+	if l := req.Location; l != nil {
+		if l.Lat == nil || l.Lng == nil {
+			return "", "location without lat or lng"
+		}
+		lat, lng := *l.Lat, *l.Lng
+		if !(lat >= -90 && lat <= 90) || !(lng >= -180 && lng <= 180) || (lat == 0 && lng == 0) {
+			return "", "location out of range"
+		}
+	}
+	address, note := strings.TrimSpace(req.Address), strings.TrimSpace(req.Note)
+	if utf8.RuneCountInString(address) > 200 || hasControl(address, false) {
+		return "", "bad address"
+	}
+	if utf8.RuneCountInString(note) > 1000 || hasControl(note, true) {
+		return "", "bad note"
+	}
+	return key, ""
+}
+
+// hasControl reports control characters, which PostgreSQL may refuse (NUL)
+// and which no text message shows; a note may keep line breaks and tabs.
+func hasControl(s string, multiline bool) bool {
+	for _, r := range s {
+		if multiline && (r == '\n' || r == '\r' || r == '\t') {
+			continue
+		}
+		if r < 0x20 || r == 0x7f {
+			return true
+		}
+	}
+	return false
 }

@@ -7,7 +7,9 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"github.com/shouwang/shouwang/audit"
 	"github.com/shouwang/shouwang/responders"
+	"github.com/shouwang/shouwang/storage"
 )
 
 // importLimit is the largest roster upload: an .xlsx of a few thousand
@@ -70,7 +72,24 @@ func (s *server) importResponders(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	rep, err := s.Registry.ImportRoster(c.UserContext(), id, rows, opt)
+	ctx := c.UserContext()
+	var rep responders.ImportReport
+	if opt.DryRun { // reads only: nothing to audit, no write transaction
+		rep, err = s.Registry.ImportRoster(ctx, id, rows, opt)
+	} else {
+		err = s.audited(ctx, func(db storage.DB) (e audit.Entry, err error) {
+			rep, err = s.registryIn(db).ImportRoster(ctx, id, rows, opt)
+			if err != nil || !rep.Imported {
+				return e, err
+			}
+			return audit.Entry{Actor: actorOf(c, p), Community: id, Action: "responder.import", ObjectKind: "roster", ObjectID: id,
+				Detail: map[string]any{"rows": rep.Rows, "created": rep.Created, "updated": rep.Updated, "unchanged": rep.Unchanged,
+					"failed": rep.Failed}}, nil
+		})
+		if err == nil && rep.Imported {
+			s.Registry.Keeper.Changed(ctx, id)
+		}
+	}
 	if err != nil {
 		return err
 	}

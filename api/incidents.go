@@ -166,7 +166,7 @@ func (s *server) resolveIncident(c *fiber.Ctx) error {
 	if !p.In(in.Community) {
 		return fmt.Errorf("incident %s: %w", in.ID, errdefs.ErrNotFound)
 	}
-	in, err = s.Dispatcher.Resolve(ctx, in.ID, p.String())
+	in, err = s.Dispatcher.Resolve(ctx, in.ID, actorOf(c, p))
 	if err != nil {
 		return err
 	}

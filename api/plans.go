@@ -6,9 +6,11 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"github.com/shouwang/shouwang/audit"
 	"github.com/shouwang/shouwang/errdefs"
 	"github.com/shouwang/shouwang/plans"
 	"github.com/shouwang/shouwang/responders"
+	"github.com/shouwang/shouwang/storage"
 )
 
 // postPlan stores a new version of a plan sent as YAML. A dispatcher
@@ -40,7 +42,20 @@ func (s *server) postPlan(c *fiber.Ctx) error {
 			return fmt.Errorf("plan %s belongs to another community or to all: %w", plan.ID, errdefs.ErrForbidden)
 		}
 	}
-	saved, err := s.Plans.Save(ctx, plan, p.String())
+	var saved plans.Plan
+	err = s.audited(ctx, func(db storage.DB) (e audit.Entry, err error) {
+		store := *s.Plans
+		store.DB = db
+		if saved, err = store.Save(ctx, plan, p.String()); err != nil {
+			return e, err
+		}
+		action := "plan.update"
+		if saved.Version == 1 {
+			action = "plan.create"
+		}
+		return audit.Entry{Actor: actorOf(c, p), Community: saved.Community, Action: action, ObjectKind: "plan",
+			ObjectID: saved.ID, Detail: map[string]any{"version": saved.Version}}, nil
+	})
 	if err != nil {
 		return err
 	}

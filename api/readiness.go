@@ -6,13 +6,16 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"github.com/shouwang/shouwang/audit"
 	"github.com/shouwang/shouwang/errdefs"
 	"github.com/shouwang/shouwang/responders"
+	"github.com/shouwang/shouwang/storage"
 )
 
 func (s *server) saveGrid(c *fiber.Ctx) error {
 	id := c.Params("id")
-	if _, err := needIn(c, id, RoleAdmin, RoleDispatcher); err != nil {
+	p, err := needIn(c, id, RoleAdmin, RoleDispatcher)
+	if err != nil {
 		return err
 	}
 	var g responders.Grid
@@ -23,7 +26,11 @@ func (s *server) saveGrid(c *fiber.Ctx) error {
 		return errdefs.Invalid("community", "must match the community in the path")
 	}
 	g.Community = id
-	out, err := s.Registry.SaveGrid(c.UserContext(), g)
+	var out responders.Grid
+	err = s.audited(c.UserContext(), func(db storage.DB) (e audit.Entry, err error) {
+		out, err = s.registryIn(db).SaveGrid(c.UserContext(), g)
+		return audit.Entry{Actor: actorOf(c, p), Community: id, Action: "grid.save", ObjectKind: "grid", ObjectID: out.ID}, err
+	})
 	if err != nil {
 		return err
 	}
@@ -44,10 +51,16 @@ func (s *server) listGrids(c *fiber.Ctx) error {
 
 func (s *server) deleteGrid(c *fiber.Ctx) error {
 	id := c.Params("id")
-	if _, err := needIn(c, id, RoleAdmin, RoleDispatcher); err != nil {
+	p, err := needIn(c, id, RoleAdmin, RoleDispatcher)
+	if err != nil {
 		return err
 	}
-	if err := s.Registry.DeleteGrid(c.UserContext(), id, c.Params("grid")); err != nil {
+	grid := c.Params("grid")
+	err = s.audited(c.UserContext(), func(db storage.DB) (audit.Entry, error) {
+		return audit.Entry{Actor: actorOf(c, p), Community: id, Action: "grid.delete", ObjectKind: "grid", ObjectID: grid},
+			s.registryIn(db).DeleteGrid(c.UserContext(), id, grid)
+	})
+	if err != nil {
 		return err
 	}
 	return c.SendStatus(fiber.StatusNoContent)

@@ -1,24 +1,34 @@
 package api
 
 import (
+	"encoding/hex"
 	"fmt"
 	"strconv"
 
 	"github.com/gofiber/fiber/v2"
 
+	"github.com/shouwang/shouwang/audit"
 	"github.com/shouwang/shouwang/errdefs"
 	"github.com/shouwang/shouwang/responders"
+	"github.com/shouwang/shouwang/sms"
+	"github.com/shouwang/shouwang/storage"
 )
 
 func (s *server) createCommunity(c *fiber.Ctx) error {
-	if _, err := need(c, RoleAdmin); err != nil {
+	p, err := need(c, RoleAdmin)
+	if err != nil {
 		return err
 	}
 	var in responders.Community
 	if err := decodeJSON(c, &in, true); err != nil {
 		return err
 	}
-	out, err := s.Registry.CreateCommunity(c.UserContext(), in)
+	var out responders.Community
+	err = s.audited(c.UserContext(), func(db storage.DB) (e audit.Entry, err error) {
+		out, err = s.registryIn(db).CreateCommunity(c.UserContext(), in)
+		return audit.Entry{Actor: actorOf(c, p), Community: out.ID, Action: "community.create", ObjectKind: "community",
+			ObjectID: out.ID, Detail: map[string]any{"name": out.Name}}, err
+	})
 	if err != nil {
 		return err
 	}
@@ -58,14 +68,20 @@ func (s *server) getCommunity(c *fiber.Ctx) error {
 
 func (s *server) patchCommunity(c *fiber.Ctx) error {
 	id := c.Params("id")
-	if _, err := needIn(c, id, RoleAdmin, RoleDispatcher); err != nil {
+	p, err := needIn(c, id, RoleAdmin, RoleDispatcher)
+	if err != nil {
 		return err
 	}
 	var patch responders.CommunityPatch
 	if err := decodeJSON(c, &patch, true); err != nil {
 		return err
 	}
-	out, err := s.Registry.UpdateCommunity(c.UserContext(), id, patch)
+	var out responders.Community
+	err = s.audited(c.UserContext(), func(db storage.DB) (e audit.Entry, err error) {
+		out, err = s.registryIn(db).UpdateCommunity(c.UserContext(), id, patch)
+		return audit.Entry{Actor: actorOf(c, p), Community: id, Action: "community.update", ObjectKind: "community",
+			ObjectID: id, Detail: map[string]any{"fields": changedFields(patch)}}, err
+	})
 	if err != nil {
 		return err
 	}
@@ -74,7 +90,8 @@ func (s *server) patchCommunity(c *fiber.Ctx) error {
 
 func (s *server) createOrganisation(c *fiber.Ctx) error {
 	id := c.Params("id")
-	if _, err := needIn(c, id, RoleAdmin, RoleDispatcher); err != nil {
+	p, err := needIn(c, id, RoleAdmin, RoleDispatcher)
+	if err != nil {
 		return err
 	}
 	var in responders.Organisation
@@ -85,7 +102,12 @@ func (s *server) createOrganisation(c *fiber.Ctx) error {
 		return errdefs.Invalid("community", "must match the community in the path")
 	}
 	in.Community = id
-	out, err := s.Registry.CreateOrganisation(c.UserContext(), in)
+	var out responders.Organisation
+	err = s.audited(c.UserContext(), func(db storage.DB) (e audit.Entry, err error) {
+		out, err = s.registryIn(db).CreateOrganisation(c.UserContext(), in)
+		return audit.Entry{Actor: actorOf(c, p), Community: id, Action: "organisation.create", ObjectKind: "organisation",
+			ObjectID: out.ID, Detail: map[string]any{"kind": out.Kind, "name": out.Name}}, err
+	})
 	if err != nil {
 		return err
 	}
@@ -118,14 +140,21 @@ func (s *server) getOrganisation(c *fiber.Ctx) error {
 
 func (s *server) patchOrganisation(c *fiber.Ctx) error {
 	id := c.Params("id")
-	if _, err := needIn(c, id, RoleAdmin, RoleDispatcher); err != nil {
+	p, err := needIn(c, id, RoleAdmin, RoleDispatcher)
+	if err != nil {
 		return err
 	}
 	var patch responders.OrganisationPatch
 	if err := decodeJSON(c, &patch, true); err != nil {
 		return err
 	}
-	out, err := s.Registry.UpdateOrganisation(c.UserContext(), id, c.Params("org"), patch)
+	org := c.Params("org")
+	var out responders.Organisation
+	err = s.audited(c.UserContext(), func(db storage.DB) (e audit.Entry, err error) {
+		out, err = s.registryIn(db).UpdateOrganisation(c.UserContext(), id, org, patch)
+		return audit.Entry{Actor: actorOf(c, p), Community: id, Action: "organisation.update", ObjectKind: "organisation",
+			ObjectID: org, Detail: map[string]any{"fields": changedFields(patch)}}, err
+	})
 	if err != nil {
 		return err
 	}
@@ -134,7 +163,8 @@ func (s *server) patchOrganisation(c *fiber.Ctx) error {
 
 func (s *server) createResponder(c *fiber.Ctx) error {
 	id := c.Params("id")
-	if _, err := needIn(c, id, RoleAdmin, RoleDispatcher); err != nil {
+	p, err := needIn(c, id, RoleAdmin, RoleDispatcher)
+	if err != nil {
 		return err
 	}
 	in := responders.Responder{Available: true}
@@ -145,10 +175,17 @@ func (s *server) createResponder(c *fiber.Ctx) error {
 		return errdefs.Invalid("community", "must match the community in the path")
 	}
 	in.Community = id
-	out, err := s.Registry.CreateResponder(c.UserContext(), in)
+	ctx := c.UserContext()
+	var out responders.Responder
+	err = s.audited(ctx, func(db storage.DB) (e audit.Entry, err error) {
+		out, err = s.registryIn(db).CreateResponder(ctx, in)
+		return audit.Entry{Actor: actorOf(c, p), Community: id, Action: "responder.create", ObjectKind: "responder",
+			ObjectID: out.ID, Detail: map[string]any{"phone": sms.Mask(out.Phone), "skills": out.Skills, "team": out.Team}}, err
+	})
 	if err != nil {
 		return err
 	}
+	s.Registry.Keeper.Changed(ctx, id, out.ID)
 	return c.Status(fiber.StatusCreated).JSON(out)
 }
 
@@ -208,10 +245,21 @@ func (s *server) patchResponder(c *fiber.Ctx) error {
 			return fmt.Errorf("a responder may change only available, location and locale: %w", errdefs.ErrForbidden)
 		}
 	}
-	out, err := s.Registry.UpdateResponder(c.UserContext(), id, rid, patch)
+	ctx := c.UserContext()
+	detail := map[string]any{"fields": changedFields(patch)}
+	if patch.Phone != nil {
+		detail["phone"] = sms.Mask(*patch.Phone)
+	}
+	var out responders.Responder
+	err = s.audited(ctx, func(db storage.DB) (e audit.Entry, err error) {
+		out, err = s.registryIn(db).UpdateResponder(ctx, id, rid, patch)
+		return audit.Entry{Actor: actorOf(c, p), Community: id, Action: "responder.update", ObjectKind: "responder",
+			ObjectID: rid, Detail: detail}, err
+	})
 	if err != nil {
 		return err
 	}
+	s.Registry.Keeper.Changed(ctx, id, rid)
 	return c.JSON(out)
 }
 
@@ -266,7 +314,17 @@ func (s *server) createToken(c *fiber.Ctx) error {
 	if err := s.checkSubject(c, req); err != nil {
 		return err
 	}
-	token, err := s.tokens.Issue(ctx, Principal(req), p.String())
+	var token string
+	err = s.audited(ctx, func(db storage.DB) (e audit.Entry, err error) {
+		inTx := &Tokens{DB: db, Now: s.tokens.Now}
+		if token, err = inTx.Issue(ctx, Principal(req), p.String()); err != nil {
+			return e, err
+		}
+		// The token's hash names it: enough to find its row, useless to sign in.
+		return audit.Entry{Actor: actorOf(c, p), Community: req.Community, Action: "token.create", ObjectKind: "token",
+			ObjectID: hex.EncodeToString(hashToken(token))[:16],
+			Detail:   map[string]any{"role": req.Role, "community": req.Community, "subject": req.Subject}}, nil
+	})
 	if err != nil {
 		return err
 	}
@@ -291,14 +349,20 @@ func (s *server) checkSubject(c *fiber.Ctx, req tokenRequest) error {
 
 func (s *server) createResident(c *fiber.Ctx) error {
 	id := c.Params("id")
-	if _, err := needIn(c, id, RoleAdmin, RoleDispatcher); err != nil {
+	p, err := needIn(c, id, RoleAdmin, RoleDispatcher)
+	if err != nil {
 		return err
 	}
 	in, err := decodeResident(c, id)
 	if err != nil {
 		return err
 	}
-	out, err := s.Registry.CreateResident(c.UserContext(), in)
+	var out responders.Resident
+	err = s.audited(c.UserContext(), func(db storage.DB) (e audit.Entry, err error) {
+		out, err = s.registryIn(db).CreateResident(c.UserContext(), in)
+		return audit.Entry{Actor: actorOf(c, p), Community: id, Action: "resident.create", ObjectKind: "resident",
+			ObjectID: out.ID, Detail: map[string]any{"phone": sms.Mask(out.Phone)}}, err
+	})
 	if err != nil {
 		return err
 	}
@@ -364,14 +428,20 @@ func (s *server) getResident(c *fiber.Ctx) error {
 
 func (s *server) patchResident(c *fiber.Ctx) error {
 	id, rid := c.Params("id"), c.Params("rid")
-	if _, err := needIn(c, id, RoleAdmin, RoleDispatcher); err != nil {
+	p, err := needIn(c, id, RoleAdmin, RoleDispatcher)
+	if err != nil {
 		return err
 	}
 	var patch responders.ResidentPatch
 	if err := decodeJSON(c, &patch, true); err != nil {
 		return err
 	}
-	out, err := s.Registry.UpdateResident(c.UserContext(), id, rid, patch)
+	var out responders.Resident
+	err = s.audited(c.UserContext(), func(db storage.DB) (e audit.Entry, err error) {
+		out, err = s.registryIn(db).UpdateResident(c.UserContext(), id, rid, patch)
+		return audit.Entry{Actor: actorOf(c, p), Community: id, Action: "resident.update", ObjectKind: "resident",
+			ObjectID: rid, Detail: map[string]any{"fields": changedFields(patch)}}, err
+	})
 	if err != nil {
 		return err
 	}

@@ -116,7 +116,7 @@ func (s *server) login(c *fiber.Ctx) error {
 	if err := decodeJSON(c, &req, true); err != nil {
 		return err
 	}
-	key := strings.ToLower(strings.TrimSpace(req.Username)) + "|" + c.IP()
+	key := strings.ToLower(strings.TrimSpace(req.Username)) + "|" + s.clientIP(c)
 	if wait := s.signIns.Wait(key, s.Now()); wait > 0 {
 		c.Set(fiber.HeaderRetryAfter, strconv.Itoa(int(math.Ceil(wait.Seconds()))))
 		return newError(fiber.StatusTooManyRequests, "rate_limited", "too many failed sign-ins; try again later")
@@ -124,7 +124,7 @@ func (s *server) login(c *fiber.Ctx) error {
 	sess, token, err := s.Accounts.SignIn(c.UserContext(), req.Username, req.Password)
 	if errors.Is(err, accounts.ErrBadCredentials) {
 		s.signIns.Fail(key, s.Now())
-		s.Log.Info("sign-in refused", "ip", c.IP())
+		s.Log.Info("sign-in refused", "ip", s.clientIP(c))
 		return errBadCredentials
 	}
 	if err != nil {

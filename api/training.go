@@ -6,6 +6,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"github.com/shouwang/shouwang/audit"
 	"github.com/shouwang/shouwang/errdefs"
 	"github.com/shouwang/shouwang/responders"
 )
@@ -56,6 +57,8 @@ func (s *server) putBudget(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	s.recordAfter(c.UserContext(), audit.Entry{Actor: actorOf(c, p), Community: id, Action: "budget.set", ObjectKind: "budget",
+		ObjectID: fmt.Sprintf("%s/%d", team, year)})
 	return c.JSON(b)
 }
 
@@ -91,6 +94,10 @@ func (s *server) postTraining(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	if created {
+		s.recordAfter(c.UserContext(), audit.Entry{Actor: actorOf(c, p), Community: id, Action: "training.record", ObjectKind: "training",
+			ObjectID: e.ID, Detail: map[string]any{"team": team}})
+	}
 	b, err := s.Training.TeamBudget(c.UserContext(), id, team, e.Year, false)
 	if err != nil {
 		return err
@@ -104,12 +111,15 @@ func (s *server) postTraining(c *fiber.Ctx) error {
 
 func (s *server) deleteTraining(c *fiber.Ctx) error {
 	id := c.Params("id")
-	if _, err := needIn(c, id, RoleAdmin, RoleDispatcher); err != nil {
+	p, err := needIn(c, id, RoleAdmin, RoleDispatcher)
+	if err != nil {
 		return err
 	}
 	if err := s.Training.DeleteEntry(c.UserContext(), id, c.Params("team"), c.Params("entry")); err != nil {
 		return err
 	}
+	s.recordAfter(c.UserContext(), audit.Entry{Actor: actorOf(c, p), Community: id, Action: "training.delete", ObjectKind: "training",
+		ObjectID: c.Params("entry"), Detail: map[string]any{"team": c.Params("team")}})
 	return c.SendStatus(fiber.StatusNoContent)
 }
 

@@ -6,7 +6,9 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/shouwang/shouwang/accounts"
+	"github.com/shouwang/shouwang/audit"
 	"github.com/shouwang/shouwang/errdefs"
+	"github.com/shouwang/shouwang/storage"
 )
 
 type userRequest struct {
@@ -34,8 +36,15 @@ func (s *server) createUser(c *fiber.Ctx) error {
 	if p.Role == RoleDispatcher && (req.Role != RoleOrg || req.Community != p.Community) {
 		return fmt.Errorf("a dispatcher creates only org users of their own community: %w", errdefs.ErrForbidden)
 	}
-	u, err := s.Accounts.CreateUser(c.UserContext(), accounts.NewUser{Username: req.Username, Password: req.Password,
-		Role: req.Role, Community: req.Community, Subject: req.Subject, Name: req.Name}, p.String())
+	var u accounts.User
+	err = s.audited(c.UserContext(), func(db storage.DB) (e audit.Entry, err error) {
+		acc := *s.Accounts
+		acc.DB = db
+		u, err = acc.CreateUser(c.UserContext(), accounts.NewUser{Username: req.Username, Password: req.Password,
+			Role: req.Role, Community: req.Community, Subject: req.Subject, Name: req.Name}, p.String())
+		return audit.Entry{Actor: actorOf(c, p), Community: u.Community, Action: "user.create", ObjectKind: "user",
+			ObjectID: u.Username, Detail: map[string]any{"role": u.Role, "subject": u.Subject}}, err
+	})
 	if err != nil {
 		return err
 	}

@@ -33,7 +33,7 @@ func (s *server) signedForm(c *fiber.Ctx) (map[string]string, error) {
 	url := base + c.OriginalURL()
 	sig := c.Get("X-Twilio-Signature")
 	if sig == "" || !sms.ValidTwilioSignature(s.TwilioAuthToken, url, params, sig) {
-		s.Log.Warn("webhook with a bad or missing signature", "path", c.Path(), "ip", c.IP())
+		s.Log.Warn("webhook with a bad or missing signature", "path", c.Path(), "ip", s.clientIP(c))
 		return nil, newError(fiber.StatusForbidden, "forbidden", "bad or missing X-Twilio-Signature")
 	}
 	return params, nil

@@ -132,7 +132,7 @@ func (b *Bus) ensureStreams(ctx context.Context, replicas int) error {
 		{Name: StreamIncidents, Subjects: []string{incidentsWildcard}, MaxAge: 30 * day, Duplicates: 10 * time.Minute},
 		{Name: StreamSMS, Subjects: []string{smsWildcard}, MaxAge: 7 * day, Duplicates: 10 * time.Minute},
 		{Name: StreamTimers, Subjects: []string{timersWildcard}, MaxAge: 7 * day, Duplicates: 10 * time.Minute},
-		{Name: StreamDeadLetter, Subjects: []string{deadWildcard}, MaxAge: 30 * day},
+		{Name: StreamDeadLetter, Subjects: []string{deadWildcard}, MaxAge: 30 * day, Duplicates: 10 * time.Minute},
 	}
 	for _, sc := range streams {
 		sc.Storage = jetstream.FileStorage
@@ -163,18 +163,57 @@ func EventMessage(ev Event, notBefore time.Time) (Message, error) {
 	return Message{ID: ev.ID, Subject: ev.Subject, Data: data, NotBefore: notBefore}, nil
 }
 
+// publishPatience is how long Publish keeps trying through a moment when
+// the stream cannot answer: a leader election on a cluster takes a few
+// seconds.
+const publishPatience = 5 * time.Second
+
 // Publish stores m in JetStream and waits for the acknowledgement: once it
-// returns nil the message survives a crash of this process.
+// returns nil the message survives a crash of this process. Through a
+// stream leader election, or while another replica stores the same id, it
+// tries again with the same id (so nothing is stored twice) until ctx ends
+// or publishPatience has passed.
 func (b *Bus) Publish(ctx context.Context, m Message) error {
 	msg := nats.NewMsg(m.Subject)
 	msg.Data = m.Data
 	if !m.NotBefore.IsZero() {
 		msg.Header.Set(HeaderNotBefore, strconv.FormatInt(m.NotBefore.UnixMilli(), 10))
 	}
-	if _, err := b.js.PublishMsg(ctx, msg, jetstream.WithMsgID(m.ID)); err != nil {
-		return fmt.Errorf("publish %s to %s: %w", m.ID, m.Subject, err)
+	deadline := time.Now().Add(publishPatience)
+	wait := 50 * time.Millisecond
+	for {
+		_, err := b.js.PublishMsg(ctx, msg, jetstream.WithMsgID(m.ID))
+		if err == nil {
+			return nil
+		}
+		if !passing(err) || time.Now().Add(wait).After(deadline) {
+			return fmt.Errorf("publish %s to %s: %w", m.ID, m.Subject, err)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("publish %s to %s: %w", m.ID, m.Subject, err)
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 500*time.Millisecond)
 	}
-	return nil
+}
+
+// jsErrDuplicateInProcess is JetStream's answer on a cluster when a message
+// with the same id is being stored right now (two replicas' outbox sweeps,
+// say); a moment later the same publish is acknowledged as a duplicate.
+const jsErrDuplicateInProcess jetstream.ErrorCode = 10158
+
+// passing reports whether a publish error is a moment's trouble worth
+// trying again: no stream leader yet, or the same id in process.
+func passing(err error) bool {
+	var apiErr *jetstream.APIError
+	switch {
+	case errors.Is(err, jetstream.ErrNoStreamResponse), errors.Is(err, nats.ErrNoResponders):
+		return true
+	case errors.As(err, &apiErr):
+		return apiErr.ErrorCode == jsErrDuplicateInProcess
+	}
+	return false
 }
 
 // PublishEvent publishes an event now.
@@ -431,9 +470,21 @@ func (b *Bus) deadLetter(ctx context.Context, spec ConsumerSpec, log *slog.Logge
 	dl.Header.Set(HeaderDeadSubject, msg.Subject())
 	dl.Header.Set(HeaderDeadError, cause.Error())
 	dl.Header.Set(HeaderDeadDurable, spec.Durable)
-	if _, err := b.js.PublishMsg(ctx, dl); err != nil {
+	// One dead letter per message and durable, however often the message
+	// comes back (a Term lost on the way, a redelivery under load): it is
+	// stored and counted once.
+	var opts []jetstream.PublishOpt
+	if meta, err := msg.Metadata(); err == nil {
+		opts = append(opts, jetstream.WithMsgID(spec.Durable+":"+meta.Stream+":"+strconv.FormatUint(meta.Sequence.Stream, 10)))
+	}
+	ack, err := b.js.PublishMsg(ctx, dl, opts...)
+	if err != nil {
 		log.Error("dead letter not stored; leaving message for redelivery", "subject", msg.Subject(), "err", err)
 		_ = msg.NakWithDelay(30 * time.Second)
+		return
+	}
+	if ack.Duplicate {
+		_ = msg.Term()
 		return
 	}
 	log.Error("message moved to dead letters", "subject", msg.Subject(), "err", cause)

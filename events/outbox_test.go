@@ -189,3 +189,65 @@ func TestRelaySendDeletesOnlyWhatItPublished(t *testing.T) {
 		}
 	})
 }
+
+// Many handlers finish at once, each Send with one to three messages: each
+// finds its own messages gone from the outbox when Send returns, and every
+// message is on the bus.
+func TestRelayConcurrentSendsForgetEveryPublishedMessage(t *testing.T) {
+	storagetest.Each(t, func(t *testing.T, db storage.DB) {
+		ctx := context.Background()
+		bus := newBus(t)
+		relay := events.NewRelay(db, bus, quiet)
+		now := time.Now()
+		const senders = 40
+		msgs := make([][]events.Message, senders)
+		for i := range msgs {
+			for j := range 1 + i%3 { // one to three messages a Send
+				m := message(t, "opened:in_c"+strconv.Itoa(i)+"_"+strconv.Itoa(j), "incidents.xinhua.medical.opened", time.Time{})
+				msgs[i] = append(msgs[i], m)
+			}
+			if err := events.Stage(ctx, db, now, msgs[i]...); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var wg sync.WaitGroup
+		left := make([]int, senders)
+		for i := range msgs {
+			wg.Go(func() {
+				relay.Send(ctx, msgs[i])
+				// What this Send published is gone from the outbox now.
+				for _, id := range staged(t, db) {
+					for _, m := range msgs[i] {
+						if m.ID == id {
+							left[i]++
+						}
+					}
+				}
+			})
+		}
+		wg.Wait()
+		for i, n := range left {
+			if n != 0 {
+				t.Errorf("Send %d returned with %d of its messages still staged", i, n)
+			}
+		}
+		if ids := staged(t, db); len(ids) != 0 {
+			t.Errorf("outbox = %v after every Send returned, want empty", ids)
+		}
+		s, err := bus.JetStream().Stream(ctx, events.StreamIncidents)
+		if err != nil {
+			t.Fatal(err)
+		}
+		info, err := s.Info(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := 0
+		for _, m := range msgs {
+			want += len(m)
+		}
+		if info.State.Msgs != uint64(want) {
+			t.Errorf("stream holds %d messages, want the %d published", info.State.Msgs, want)
+		}
+	})
+}

@@ -74,6 +74,17 @@ func SMSBulkSubject(community string) string {
 	return "sms.bulk." + token(community)
 }
 
+// RegistryChangedSubject is a core NATS subject (no stream: nothing is
+// stored) where a replica says it changed a community's responders, so the
+// others refresh their in-memory match index. A lost message only delays
+// the refresh until the next reconciliation.
+func RegistryChangedSubject(community string) string {
+	return "registry.changed." + token(community)
+}
+
+// RegistryChangedWildcard matches RegistryChangedSubject of every community.
+const RegistryChangedWildcard = "registry.changed.*"
+
 // Subjects of the SMS stream that are not per community.
 const (
 	SMSInboundSubject = "sms.inbound"  // a reply from a phone

@@ -265,15 +265,22 @@ func TestIntakeOpensSeparateIncidents(t *testing.T) {
 		name    string
 		typ     string
 		north   float64       // metres from the first press
+		east    float64       // metres from the first press
 		after   time.Duration // after the first press
 		drill   bool
 		wantNew bool
 	}{
-		{"same fire 100 m away", "fire", 100, time.Minute, false, false},
-		{"fire 1 km away", "fire", 1000, time.Minute, false, true},
-		{"fire at the same place after the window", "fire", 0, 31 * time.Minute, false, true},
-		{"medical emergency at the same place", "medical", 0, time.Minute, false, true},
-		{"drill press at the same place", "fire", 0, time.Minute, true, true},
+		{"same fire 100 m away", "fire", 100, 0, time.Minute, false, false},
+		{"fire 1 km away", "fire", 1000, 0, time.Minute, false, true},
+		// Correlation reads only the incidents in a box around the press:
+		// one just inside fire's 150 m radius, in every direction, joins.
+		{"same fire 145 m east", "fire", 0, 145, time.Minute, false, false},
+		{"same fire 145 m south-west", "fire", -102, -102, time.Minute, false, false},
+		{"fire 160 m west", "fire", 0, -160, time.Minute, false, true},
+		{"fire in the box's corner, 190 m away", "fire", 134, 134, time.Minute, false, true},
+		{"fire at the same place after the window", "fire", 0, 0, 31 * time.Minute, false, true},
+		{"medical emergency at the same place", "medical", 0, 0, time.Minute, false, true},
+		{"drill press at the same place", "fire", 0, 0, time.Minute, true, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -282,7 +289,7 @@ func TestIntakeOpensSeparateIncidents(t *testing.T) {
 				home := centre
 				f.handle(t, f.press(t, "xinhua", "zhang", "first", "fire", &home))
 				f.clock.Advance(tt.after)
-				there := geo.Offset(home, tt.north, 0)
+				there := geo.Offset(home, tt.north, tt.east)
 				ev := f.press(t, "xinhua", "li", "second", tt.typ, &there)
 				if tt.drill {
 					var a incidents.Alarm

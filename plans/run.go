@@ -79,6 +79,9 @@ type Runner struct {
 	Now      func() time.Time
 	LinkBase string
 	LinkTTL  time.Duration
+	// Index proposes responders for duties given to a skill; nil reads
+	// them from the database.
+	Index *responders.Index
 }
 
 func (r *Runner) tx(ctx context.Context, fn func(q storage.Querier, now time.Time) ([]events.Message, error)) error {
@@ -254,7 +257,7 @@ func (r *Runner) assign(ctx context.Context, q storage.Querier, in incidents.Inc
 		}
 	}
 	if skill, ok := strings.CutPrefix(d.Assignee, "skill:"); ok {
-		near, err := responders.Nearest(ctx, q, r.Tax, in.Community, where, 3000, skill, now, 1, scope)
+		near, err := responders.Nearest(ctx, r.Index, q, r.Tax, in.Community, where, 3000, skill, now, 1, scope)
 		if err != nil {
 			return nil, false, err
 		}

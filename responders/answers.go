@@ -41,6 +41,7 @@ func (d *Dispatcher) HandleReply(ctx context.Context, ev events.Event) error {
 	if err := ev.Decode(&in); err != nil {
 		return events.Permanent(err)
 	}
+	in = in.Storable() // a NUL failed every retry on PostgreSQL (found by FuzzHandleReply)
 	return d.tx(ctx, func(q storage.Querier, now time.Time) ([]events.Message, error) {
 		n, err := q.Exec(ctx, `INSERT INTO inbound_sms (sid, from_phone, body, received_at) VALUES ($1, $2, $3, $4)
 			ON CONFLICT (sid) DO NOTHING`, in.SID, in.From, in.Body, now.UnixMilli())
@@ -413,7 +414,10 @@ func (d *Dispatcher) close(ctx context.Context, incidentID, actor string, status
 		}
 		staged, err := d.closeLocked(ctx, q, &in, actor, status, event, tpl, nil, now)
 		out = in
-		return staged, err
+		if err != nil {
+			return nil, err
+		}
+		return staged, auditIncident(ctx, q, in, actor, "resolve", now, nil)
 	})
 	return out, err
 }

@@ -68,6 +68,8 @@ type Dispatcher struct {
 	Duties DutyReplier
 	// Metrics counts offers by outcome; nil counts nothing.
 	Metrics *metrics.Set
+	// Index proposes candidates without SQL; nil matches by SQL only.
+	Index *Index
 }
 
 // tx runs fn in a transaction and publishes what it staged after commit.
@@ -227,17 +229,22 @@ func (d *Dispatcher) pick(ctx context.Context, q storage.Querier, in incidents.I
 	if err != nil {
 		return nil, err
 	}
+	var scope *Scope
+	if in.Drill {
+		if scope, err = ScopeOf(ctx, q, in.ID); err != nil {
+			return nil, err
+		}
+	}
+	iq := Query{Community: in.Community, At: in.Location, RadiusM: radius, Skills: it.Skills, Now: now, Exclude: asked,
+		Scope: scope, Limit: limit}
+	if picked, ok, err := d.Index.pick(ctx, q, d.Tax, iq); err != nil || ok {
+		return picked, err
+	}
 	near, err := respondersNear(ctx, q, in.Community, in.Location, radius)
 	if err != nil {
 		return nil, err
 	}
-	if in.Drill {
-		scope, err := ScopeOf(ctx, q, in.ID)
-		if err != nil {
-			return nil, err
-		}
-		near = scope.Filter(near)
-	}
+	near = scope.Filter(near)
 	return Rank(d.Tax, near, it.Skills, in.Location, radius, now, asked, limit), nil
 }
 
@@ -461,8 +468,15 @@ func offeredResponders(ctx context.Context, q storage.Querier, incident string) 
 // Nearest finds up to limit responders qualified for skill, available and
 // idle, within radiusM of at, nearest first; plans use it to give a duty to
 // a skill group.
-func Nearest(ctx context.Context, q storage.Querier, tax *events.Taxonomy, community string, at geo.Point,
+func Nearest(ctx context.Context, x *Index, q storage.Querier, tax *events.Taxonomy, community string, at geo.Point,
 	radiusM float64, skill string, now time.Time, limit int, scope *Scope) ([]Candidate, error) {
+	// The index proposes and the database confirms, as for offers; a plan
+	// asking for one volunteer per vulnerable resident would otherwise read
+	// every responder within 3 km once per resident.
+	iq := Query{Community: community, At: at, RadiusM: radiusM, Skills: []string{skill}, Now: now, Scope: scope, Limit: limit}
+	if picked, ok, err := x.pick(ctx, q, tax, iq); err != nil || ok {
+		return picked, err
+	}
 	near, err := respondersNear(ctx, q, community, at, radiusM)
 	if err != nil {
 		return nil, err

@@ -114,6 +114,7 @@ func (r *Registry) ImportRoster(ctx context.Context, community string, rows [][]
 		return ImportReport{}, fmt.Errorf("import roster into %s: %w", community, err)
 	}
 	rep.Imported = true
+	r.Keeper.Changed(ctx, community)
 	return rep, nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/shouwang/shouwang/audit"
 	"github.com/shouwang/shouwang/errdefs"
 	"github.com/shouwang/shouwang/events"
 	"github.com/shouwang/shouwang/geo"
@@ -28,6 +29,14 @@ const (
 	ReasonFalseAlarm = "false_alarm"
 	ReasonDrill      = "drill"
 )
+
+// auditIncident records a change made to an incident by hand in the audit
+// log, in the transaction that makes it: action "incident.<verb>".
+func auditIncident(ctx context.Context, q storage.Querier, in incidents.Incident, actor, verb string, now time.Time,
+	detail map[string]any) error {
+	return audit.Record(ctx, q, audit.Entry{At: now, Actor: actor, Community: in.Community, Action: "incident." + verb,
+		ObjectKind: "incident", ObjectID: in.ID, Detail: detail})
+}
 
 // lockActive locks an incident that must still need people.
 func lockActive(ctx context.Context, q storage.Querier, id string) (incidents.Incident, error) {
@@ -72,6 +81,9 @@ func (d *Dispatcher) Redispatch(ctx context.Context, incidentID, actor string) (
 			return nil, err
 		}
 		d.Log.Info("redispatched by hand", "incident", in.ID, "from_wave", in.Wave, "expired", n, "actor", actor)
+		if err := auditIncident(ctx, q, in, actor, "redispatch", now, map[string]any{"from_wave": in.Wave, "expired": n}); err != nil {
+			return nil, err
+		}
 		more, err := d.waves(ctx, q, in, it, in.Wave+1, max(it.Dispatch.Waves, in.Wave+1), now)
 		return append([]events.Message{ev}, more...), err
 	})
@@ -172,6 +184,9 @@ func (d *Dispatcher) Assign(ctx context.Context, incidentID, responderID, actor 
 			staged = append(staged, msgs...)
 		}
 		d.Log.Info("responder assigned by hand", "incident", in.ID, "offer", o.ID, "responder", r.ID, "actor", actor)
+		if err := auditIncident(ctx, q, in, actor, "assign", now, map[string]any{"responder": r.ID, "offer": o.ID}); err != nil {
+			return nil, err
+		}
 		return staged, incidents.Save(ctx, q, in)
 	})
 	if err != nil {
@@ -215,6 +230,13 @@ func (d *Dispatcher) cancelByHand(ctx context.Context, incidentID, actor, reason
 			return nil, err
 		}
 		d.Log.Info("incident cancelled by hand", "incident", in.ID, "reason", reason, "actor", actor)
+		verb := "false_alarm"
+		if reason == ReasonDrill {
+			verb = "mark_drill"
+		}
+		if err := auditIncident(ctx, q, in, actor, verb, now, nil); err != nil {
+			return nil, err
+		}
 		out = in
 		return append(staged, more...), nil
 	})

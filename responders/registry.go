@@ -141,6 +141,22 @@ func checkLocale(verr *errdefs.ValidationError, l string) {
 
 var slug = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{1,62}$`)
 
+// recordID is the rule for ids a client chooses for responders,
+// organisations and residents: like a community's, but one character will do.
+var recordID = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
+
+// checkNewID refuses an id a client chose for a new record unless it is a
+// slug: ids travel in URLs, logs and texts, where quotes, spaces, slashes
+// and control characters break things ("'; DROP TABLE responders;--" was
+// accepted as a responder id). Generated ids are slugs. Stored ids are not
+// checked again, so records made before this rule can still be changed.
+func checkNewID(id string) error {
+	if id != "" && !recordID.MatchString(id) {
+		return errdefs.Invalid("id", "1–63 characters of a–z, 0–9, _ and -")
+	}
+	return nil
+}
+
 // Validate checks a community before it is stored.
 func (c Community) Validate() error {
 	verr := &errdefs.ValidationError{}

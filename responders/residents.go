@@ -98,6 +98,9 @@ func (g *Registry) CreateResident(ctx context.Context, r Resident) (Resident, er
 	if r.Locale == "" {
 		r.Locale = "zh-CN"
 	}
+	if err := checkNewID(r.ID); err != nil {
+		return Resident{}, err
+	}
 	if err := r.Validate(); err != nil {
 		return Resident{}, err
 	}

@@ -19,6 +19,11 @@ type Registry struct {
 	DB  storage.DB
 	Tax *events.Taxonomy
 	Now func() time.Time
+	// Keeper learns of every committed change to responders, for the
+	// match index; nil when there is none. A Registry whose DB is a
+	// transaction must have none (the change has not committed yet): its
+	// caller tells the keeper after the commit.
+	Keeper *IndexKeeper
 }
 
 func notFound(what, id string, err error) error {
@@ -136,6 +141,9 @@ func (r *Registry) CreateOrganisation(ctx context.Context, o Organisation) (Orga
 	if _, err := r.GetCommunity(ctx, o.Community); err != nil {
 		return Organisation{}, err
 	}
+	if err := checkNewID(o.ID); err != nil {
+		return Organisation{}, err
+	}
 	if err := o.Validate(); err != nil {
 		return Organisation{}, err
 	}
@@ -250,6 +258,9 @@ func (r *Registry) CreateResponder(ctx context.Context, p Responder) (Responder,
 	if p.Certificates == nil {
 		p.Certificates = []Certificate{}
 	}
+	if err := checkNewID(p.ID); err != nil {
+		return Responder{}, err
+	}
 	if err := p.Validate(r.Tax); err != nil {
 		return Responder{}, err
 	}
@@ -268,6 +279,7 @@ func (r *Registry) CreateResponder(ctx context.Context, p Responder) (Responder,
 	if err != nil {
 		return Responder{}, fmt.Errorf("create responder: %w", err)
 	}
+	r.Keeper.Changed(ctx, p.Community, p.ID)
 	return p, nil
 }
 
@@ -422,5 +434,6 @@ func (r *Registry) UpdateResponder(ctx context.Context, community, id string, pt
 	if err != nil {
 		return Responder{}, fmt.Errorf("update responder %s: %w", id, err)
 	}
+	r.Keeper.Changed(ctx, p.Community, p.ID)
 	return p, nil
 }

@@ -70,6 +70,43 @@ func TestSenderSuppressesIdenticalText(t *testing.T) {
 	})
 }
 
+// The identical-text check finds earlier texts by a key of their words.
+// Texts sent before the key existed (an upgrade within the window) count
+// too, and other words to the same phone still go out.
+func TestSenderSuppressesIdenticalTextSentBeforeAnUpgrade(t *testing.T) {
+	storagetest.Each(t, func(t *testing.T, db storage.DB) {
+		ctx := context.Background()
+		sink := &sms.DevSink{DB: db, Now: time.Now}
+		s := newSender(db, newBus(t), sink)
+		s.Now = time.Now
+		s.Carrier = sms.Carrier{IdenticalWindow: time.Hour}
+		first, _ := enqueue(t, db, replyText("reply:SM1", sms.TplNoOpenOffer))
+		if err := s.Handle(ctx, first); err != nil {
+			t.Fatal(err)
+		}
+		// As a row written before migration 00011 looks.
+		if _, err := db.Exec(ctx, `UPDATE sms_outbox SET body_key = 0 WHERE id = $1`, outboxID(t, first)); err != nil {
+			t.Fatal(err)
+		}
+		other, _ := enqueue(t, db, replyText("reply:SM2", sms.TplUnknownReply))
+		same, _ := enqueue(t, db, replyText("reply:SM3", sms.TplNoOpenOffer))
+		for _, ev := range []events.Event{other, same} {
+			if err := s.Handle(ctx, ev); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if q := get(t, db, outboxID(t, other)); q.Status != sms.StatusSent {
+			t.Errorf("a different text to the same phone is %s, want sent", q.Status)
+		}
+		if q := get(t, db, outboxID(t, same)); q.Status != sms.StatusSuppressed {
+			t.Errorf("the same words as a text sent before the upgrade: %s, want suppressed", q.Status)
+		}
+		if sent, _ := sink.List(ctx, sms.ChannelSMS, medicPhone, 0); len(sent) != 2 {
+			t.Errorf("%d texts reached the phone, want 2", len(sent))
+		}
+	})
+}
+
 // Several offers waiting for one person go out as one text listing them,
 // each with its own link; the others are not sent again.
 func TestSenderBundlesOffers(t *testing.T) {

@@ -19,7 +19,12 @@ func (s *Sender) firstOffers(ctx context.Context, texts []Queued, sentAt time.Ti
 			continue
 		}
 		seen[t.Incident] = true
-		since, first, err := incidents.MarkFirstOfferSent(ctx, s.DB, t.Incident, sentAt)
+		var since time.Duration
+		var first bool
+		err := retryDB(ctx, func() (err error) {
+			since, first, err = incidents.MarkFirstOfferSent(ctx, s.DB, t.Incident, sentAt)
+			return err
+		})
 		if err != nil {
 			s.Log.Warn("first offer of an incident not recorded", "incident", t.Incident, "err", err)
 			continue

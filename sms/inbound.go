@@ -1,6 +1,7 @@
 package sms
 
 import (
+	"strings"
 	"time"
 
 	"github.com/shouwang/shouwang/events"
@@ -12,6 +13,14 @@ type Inbound struct {
 	From string `json:"from"`
 	To   string `json:"to,omitempty"`
 	Body string `json:"body"`
+}
+
+// Storable returns the text without NUL characters: PostgreSQL cannot
+// store them, and no phone sends one on purpose. A text that kept one
+// would fail on every retry and end with the dead letters, unanswered.
+func (in Inbound) Storable() Inbound {
+	drop := func(s string) string { return strings.ReplaceAll(s, "\x00", "") }
+	return Inbound{SID: drop(in.SID), From: drop(in.From), To: drop(in.To), Body: drop(in.Body)}
 }
 
 // InboundMessage wraps an inbound text for the bus. Its id is the

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"log/slog"
 	"time"
 
@@ -90,11 +91,11 @@ func Enqueue(ctx context.Context, q storage.Querier, now time.Time, t Text) (eve
 	id := events.NewID("sm", now)
 	var got string
 	err = q.QueryRow(ctx, `INSERT INTO sms_outbox (id, dedup_key, community_id, incident_id, offer_id, to_phone, body,
-		purpose, status, created_at, updated_at, template, params, locale, channel)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $11, $12, $13, $14)
+		purpose, status, created_at, updated_at, template, params, locale, channel, body_key)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $11, $12, $13, $14, $15)
 		ON CONFLICT (dedup_key) DO NOTHING RETURNING id`,
 		id, t.Key, t.Community, t.Incident, t.Offer, t.To, body, t.Purpose, StatusPending, now.UnixMilli(),
-		t.Template, string(params), t.Locale, t.Channel).Scan(&got)
+		t.Template, string(params), t.Locale, t.Channel, bodyKey(body)).Scan(&got)
 	if errors.Is(err, storage.ErrNoRows) {
 		return events.Message{}, false, nil
 	}
@@ -323,4 +324,14 @@ func failedEvent(m Queued, now time.Time, reason string) (events.Message, error)
 		return events.Message{}, err
 	}
 	return events.EventMessage(ev, time.Time{})
+}
+
+// bodyKey is a hash of a text's words, kept with the text so that the
+// identical-text check (Sender.sentBefore) looks up the texts with the same
+// words by index instead of reading every text the phone got within the
+// window. Never 0: 0 marks the texts queued before the column existed.
+func bodyKey(body string) int64 {
+	h := fnv.New64a()
+	h.Write([]byte(body))
+	return int64(h.Sum64() | 1)
 }

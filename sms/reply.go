@@ -56,9 +56,9 @@ func ParseReply(body string) Reply {
 }
 
 // normalize folds what phones and hurried thumbs add to a word: full-width
-// digits and letters become ASCII, case is lowered, spaces, punctuation and
-// symbols (emoji) go. ok is false when what is left is longer than limit
-// bytes: a sentence, not a word.
+// digits and letters become ASCII, case is lowered, spaces, punctuation,
+// symbols (emoji) and invisible marks go. ok is false when what is left
+// is longer than limit bytes: a sentence, not a word.
 func normalize(body string, limit int) (word string, ok bool) {
 	var b strings.Builder
 	for _, r := range body {
@@ -68,6 +68,10 @@ func normalize(body string, limit int) (word string, ok bool) {
 		case r >= 'Ａ' && r <= 'Ｚ', r >= 'ａ' && r <= 'ｚ':
 			b.WriteRune(unicode.ToLower(r - 'Ａ' + 'A'))
 		case unicode.IsSpace(r), unicode.IsPunct(r), unicode.IsSymbol(r):
+		// Invisible marks phones add: zero-width spaces and joiners,
+		// direction marks, emoji variation selectors, and the keycap of
+		// "1️⃣" ("1" U+FE0F U+20E3), which a responder may well send.
+		case unicode.Is(unicode.Cf, r), unicode.Is(unicode.Me, r), unicode.Is(unicode.Variation_Selector, r):
 		default:
 			b.WriteRune(unicode.ToLower(r))
 		}

@@ -14,6 +14,8 @@ func TestParseReply(t *testing.T) {
 		"1 2": ReplyUnknown, "我马上到": ReplyUnknown,
 		"我安全": ReplySafe, "我安全！": ReplySafe, "SAFE": ReplySafe, "I'm safe": ReplySafe, "３": ReplyArrived, "到达": ReplyArrived,
 		"完成": ReplyDone, "DONE": ReplyDone, "已完成。": ReplyDone,
+		"1\ufe0f\u20e3": ReplyAccept, "2\ufe0f\u20e3": ReplyDecline, "\u200b1\u200b": ReplyAccept, "\ufeff\u200f2": ReplyDecline,
+		"1\u200d2": ReplyUnknown,
 	} {
 		if got := ParseReply(body); got != want {
 			t.Errorf("ParseReply(%q) = %v, want %v", body, got, want)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"html"
 	"log/slog"
+	"strconv"
 	"strings"
 	"time"
 
@@ -77,6 +78,14 @@ func (s *Sender) Handle(ctx context.Context, ev events.Event) error {
 		return nil // sent, bundled, suppressed or given up: redelivery must not send twice
 	}
 	log := s.Log.With("outbox_id", m.ID, "to", Mask(m.To), "template", m.Template, "channel", m.Channel, "incident", m.Incident)
+	if m.Status == StatusSending && m.Channel == ChannelSMS {
+		// An earlier attempt claimed this text and recorded no outcome: the
+		// process died while handing it over, or right after. Sending again
+		// blindly would text the same person twice (a crash test saw it).
+		if done, err := s.sentBeforeCrash(ctx, m, log); err != nil || done {
+			return err
+		}
+	}
 	var bundled []Queued
 	if m.Channel == ChannelSMS {
 		if wait, err := s.recipientWait(ctx, m); err != nil || wait > 0 {
@@ -122,10 +131,17 @@ func (s *Sender) Handle(ctx context.Context, ev events.Event) error {
 	now := s.Now()
 	switch {
 	case sendErr == nil:
-		if _, err := s.DB.Exec(ctx, `UPDATE sms_outbox SET status = $2, provider_sid = $3, sent_at = $4, updated_at = $4,
-			last_error = '' WHERE id = $1`, m.ID, StatusSent, sid, now.UnixMilli()); err != nil {
-			// The text is out. Retrying would send it again, so say so and stop.
+		// The text is out: keep trying to record it (the database may be
+		// restarting) rather than leave the row claimed. If that fails for
+		// good, the redelivery finds the row claimed and asks the provider
+		// before sending (sentBeforeCrash).
+		if err := retryDB(ctx, func() error {
+			_, err := s.DB.Exec(ctx, `UPDATE sms_outbox SET status = $2, provider_sid = $3, sent_at = $4, updated_at = $4,
+				last_error = '' WHERE id = $1`, m.ID, StatusSent, sid, now.UnixMilli())
+			return err
+		}); err != nil {
 			log.Error("text sent but not recorded as sent", "sid", sid, "err", err)
+			return fmt.Errorf("record %s sent as %s: %w", m.ID, sid, err)
 		}
 		log.Info("sent", "sid", sid, "bundled", len(bundled))
 		s.Metrics.SMS(m.Channel, StatusSent, 1)
@@ -142,8 +158,15 @@ func (s *Sender) Handle(ctx context.Context, ev events.Event) error {
 		return nil
 	default:
 		s.Metrics.SMSProviderError(m.Channel)
+		// A text that may have gone out stays claimed, so the next try asks
+		// the provider first (sentBeforeCrash) instead of sending blindly.
+		status := StatusPending
+		var unknown *UnknownOutcomeError
+		if m.Channel == ChannelSMS && errors.As(sendErr, &unknown) {
+			status = StatusSending
+		}
 		if _, err := s.DB.Exec(ctx, `UPDATE sms_outbox SET status = $2, last_error = $3, updated_at = $4 WHERE id = $1`,
-			m.ID, StatusPending, sendErr.Error(), now.UnixMilli()); err != nil {
+			m.ID, status, sendErr.Error(), now.UnixMilli()); err != nil {
 			log.Warn("record send error", "err", err)
 		}
 		// The bus logs the error it is given, so it goes masked too.
@@ -151,6 +174,70 @@ func (s *Sender) Handle(ctx context.Context, ev events.Event) error {
 		log.Warn("provider unavailable; will retry", "err", masked)
 		return fmt.Errorf("send %s: %s", m.ID, masked)
 	}
+}
+
+// sentBeforeCrash asks the provider whether it already has the text m (a
+// row left claimed by an attempt that never finished) and, if so, records
+// it as sent. It reports whether it did. Providers that cannot be asked get
+// the text again: a duplicate is better than a lost alert.
+func (s *Sender) sentBeforeCrash(ctx context.Context, m Queued, log *slog.Logger) (bool, error) {
+	finder, ok := s.Provider.(SentFinder)
+	if !ok {
+		return false, nil
+	}
+	sid, err := finder.FindSent(ctx, m.To, m.Body, m.CreatedAt)
+	if err != nil {
+		// Not knowing, do not send: the bus retries with backoff.
+		s.Metrics.SMSProviderError(m.Channel)
+		return false, fmt.Errorf("check whether %s went out before a crash: %s", m.ID, maskIn(err.Error(), m.To))
+	}
+	if sid == "" {
+		return false, nil
+	}
+	now := s.Now()
+	n, err := s.DB.Exec(ctx, `UPDATE sms_outbox SET status = $2, provider_sid = $3, sent_at = $4, updated_at = $4, last_error = ''
+		WHERE id = $1 AND status = 'sending'`, m.ID, StatusSent, sid, now.UnixMilli())
+	if err != nil {
+		return false, fmt.Errorf("mark %s sent: %w", m.ID, err)
+	}
+	log.Info("the provider already had this text from before a restart; not sending it again", "sid", sid)
+	if n == 0 {
+		return true, nil
+	}
+	s.Metrics.SMS(m.Channel, StatusSent, 1)
+	if m.Purpose == "offer" {
+		texts := []Queued{m}
+		if folded, err := s.foldedInto(ctx, m.ID); err != nil {
+			log.Warn("texts bundled into a recovered text not read", "err", err)
+		} else {
+			texts = append(texts, folded...)
+		}
+		s.firstOffers(ctx, texts, now)
+	}
+	return true, nil
+}
+
+// foldedInto lists the texts bundled into text id.
+func (s *Sender) foldedInto(ctx context.Context, id string) ([]Queued, error) {
+	return queuedWhere(ctx, s.DB, `bundled_into = $1`, id)
+}
+
+// queuedWhere lists the outbox rows matching a condition.
+func queuedWhere(ctx context.Context, q storage.Querier, cond string, args ...any) ([]Queued, error) {
+	rows, err := q.Query(ctx, `SELECT `+queuedColumns+` FROM sms_outbox WHERE `+cond, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []Queued
+	for rows.Next() {
+		q, err := scanQueued(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, q)
+	}
+	return out, rows.Err()
 }
 
 // deliver hands the text to the provider as a text or a call.
@@ -256,9 +343,10 @@ func (s *Sender) sentBefore(ctx context.Context, m Queued) (bool, error) {
 		return false, nil
 	}
 	var n int
-	err := s.DB.QueryRow(ctx, `SELECT COUNT(*) FROM sms_outbox WHERE to_phone = $1 AND body = $2 AND id <> $3
-		AND status IN ('sent', 'delivered') AND sent_at > $4`,
-		m.To, m.Body, m.ID, s.Now().Add(-s.Carrier.IdenticalWindow).UnixMilli()).Scan(&n)
+	// body_key 0: texts queued before body_key existed (migration 00011).
+	err := s.DB.QueryRow(ctx, `SELECT COUNT(*) FROM sms_outbox WHERE to_phone = $1 AND body_key IN (0, $5) AND body = $2
+		AND id <> $3 AND status IN ('sent', 'delivered') AND sent_at > $4`,
+		m.To, m.Body, m.ID, s.Now().Add(-s.Carrier.IdenticalWindow).UnixMilli(), bodyKey(m.Body)).Scan(&n)
 	if err != nil {
 		return false, fmt.Errorf("identical texts: %w", err)
 	}
@@ -270,9 +358,22 @@ func (s *Sender) sentBefore(ctx context.Context, m Queued) (bool, error) {
 // listing them, each with its own link. It returns the text to send and the
 // texts folded into it.
 func (s *Sender) bundle(ctx context.Context, m Queued) (Queued, []Queued, error) {
+	// Most offers have nothing to fold. Look first without a transaction:
+	// on SQLite a transaction takes the one write lock, and every offer
+	// queued behind it (issue 8). An offer queued after this look is sent
+	// on its own, as one queued after the transaction below would be.
+	var waiting int
+	if err := s.DB.QueryRow(ctx, `SELECT COUNT(*) FROM (SELECT 1 FROM sms_outbox WHERE to_phone = $1 AND purpose = 'offer'
+		AND channel = 'sms' AND status = 'pending' AND id <> $2 LIMIT 1) w`, m.To, m.ID).Scan(&waiting); err != nil {
+		return Queued{}, nil, fmt.Errorf("offers waiting for %s: %w", Mask(m.To), err)
+	}
+	if waiting == 0 {
+		return m, nil, nil
+	}
 	var folded []Queued
+	claimed := 0 // rows bundled now; folded also has those a failed bundle held
 	err := s.DB.InTx(ctx, func(q storage.Querier) error {
-		folded = nil
+		folded, claimed = nil, 0
 		rows, err := q.Query(ctx, `SELECT `+queuedColumns+` FROM sms_outbox WHERE to_phone = $1 AND purpose = 'offer'
 			AND channel = 'sms' AND status = 'pending' AND id <> $2 ORDER BY created_at, id`, m.To, m.ID)
 		if err != nil {
@@ -292,7 +393,31 @@ func (s *Sender) bundle(ctx context.Context, m Queued) (Queued, []Queued, error)
 			return err
 		}
 		now := s.Now().UnixMilli()
-		items := []Queued{m}
+		var list strings.Builder
+		count := 0
+		// add lists one waiting text: an offer is one item; a bundle whose
+		// sending failed (Twilio down) brings the items it already lists.
+		add := func(it Queued) error {
+			var params map[string]string
+			if err := json.Unmarshal([]byte(it.Params), &params); err != nil {
+				return fmt.Errorf("params of %s: %w", it.ID, err)
+			}
+			if it.Template != TplOfferBundle {
+				list.WriteString(Render(TplOfferItem, m.Locale, params, false))
+				count++
+				return nil
+			}
+			n, err := strconv.Atoi(params["count"])
+			if err != nil {
+				return fmt.Errorf("count of bundle %s: %w", it.ID, err)
+			}
+			list.WriteString(params["items"])
+			count += n
+			return nil
+		}
+		if err := add(m); err != nil {
+			return err
+		}
 		for _, o := range others {
 			// Claim each row; another worker may have taken it meanwhile.
 			n, err := q.Exec(ctx, `UPDATE sms_outbox SET status = $2, bundled_into = $3, updated_at = $4 WHERE id = $1 AND status = 'pending'`,
@@ -300,35 +425,46 @@ func (s *Sender) bundle(ctx context.Context, m Queued) (Queued, []Queued, error)
 			if err != nil {
 				return err
 			}
-			if n == 1 {
-				items = append(items, o)
-				folded = append(folded, o)
+			if n == 0 {
+				continue
 			}
+			if err := add(o); err != nil {
+				return err
+			}
+			folded = append(folded, o)
+			claimed++
+			if o.Template != TplOfferBundle {
+				continue
+			}
+			// The offers folded into that bundle now travel in this text: a
+			// receipt or a refusal for it must reach them too. (Rendering the
+			// bundle as one item lost them and left its placeholders in the
+			// text; an outage test found it.)
+			inner, err := queuedWhere(ctx, q, `bundled_into = $1`, o.ID)
+			if err != nil {
+				return err
+			}
+			if _, err := q.Exec(ctx, `UPDATE sms_outbox SET bundled_into = $2, updated_at = $3 WHERE bundled_into = $1`, o.ID, m.ID, now); err != nil {
+				return err
+			}
+			folded = append(folded, inner...)
 		}
 		if len(folded) == 0 {
 			return nil
 		}
-		var list strings.Builder
 		drill := strings.HasPrefix(m.Body, DrillPrefix)
-		for _, it := range items {
-			var params map[string]string
-			if err := json.Unmarshal([]byte(it.Params), &params); err != nil {
-				return fmt.Errorf("params of %s: %w", it.ID, err)
-			}
-			list.WriteString(Render(TplOfferItem, m.Locale, params, false))
-		}
-		params := map[string]string{"count": fmt.Sprint(len(items)), "items": list.String()}
+		params := map[string]string{"count": fmt.Sprint(count), "items": list.String()}
 		raw, _ := json.Marshal(params)
 		m.Template, m.Params = TplOfferBundle, string(raw)
 		m.Body = Render(TplOfferBundle, m.Locale, params, drill)
-		_, err = q.Exec(ctx, `UPDATE sms_outbox SET template = $2, params = $3, body = $4, updated_at = $5 WHERE id = $1`,
-			m.ID, m.Template, m.Params, m.Body, now)
+		_, err = q.Exec(ctx, `UPDATE sms_outbox SET template = $2, params = $3, body = $4, body_key = $6, updated_at = $5 WHERE id = $1`,
+			m.ID, m.Template, m.Params, m.Body, now, bodyKey(m.Body))
 		return err
 	})
 	if err != nil {
 		return Queued{}, nil, fmt.Errorf("bundle offers to %s: %w", Mask(m.To), err)
 	}
-	s.Metrics.SMS(ChannelSMS, StatusBundled, len(folded))
+	s.Metrics.SMS(ChannelSMS, StatusBundled, claimed)
 	return m, folded, nil
 }
 
@@ -372,4 +508,25 @@ func (s *Sender) mark(ctx context.Context, id, status, sid, note string) error {
 		return fmt.Errorf("mark %s %s: %w", id, status, err)
 	}
 	return nil
+}
+
+// retryDB runs a database write that must not be dropped (what a provider
+// already did) until it succeeds, for up to half a minute: long enough for
+// PostgreSQL to restart or fail over. The handler keeps its message in
+// progress meanwhile.
+func retryDB(ctx context.Context, write func() error) error {
+	wait := 100 * time.Millisecond
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		err := write()
+		if err == nil || time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 2*time.Second)
+	}
 }

@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
+	"strings"
 	"time"
 
 	"github.com/twilio/twilio-go/client"
@@ -31,6 +33,16 @@ type Provider interface {
 	Send(ctx context.Context, m Outgoing) (sid string, err error)
 }
 
+// SentFinder is a provider that can say whether it already took a text.
+// A process that dies after handing a text over and before recording it
+// leaves the text looking unsent; the sender asks before sending it again,
+// so the recipient does not get it twice.
+type SentFinder interface {
+	// FindSent returns the provider's id of a text to with body created at
+	// or after since, or "" if there is none.
+	FindSent(ctx context.Context, to, body string, since time.Time) (sid string, err error)
+}
+
 // PermanentError marks a send that must not be retried (invalid number,
 // blocked recipient...): retrying would fail the same way and only delay
 // the fallback to another responder.
@@ -44,6 +56,14 @@ func (e *PermanentError) Error() string {
 }
 
 func (e *PermanentError) Unwrap() error { return e.Err }
+
+// UnknownOutcomeError marks a send that got no answer (a timeout, a
+// dropped connection): the provider may have taken the text. The sender
+// asks the provider before trying it again, so nobody is texted twice.
+type UnknownOutcomeError struct{ Err error }
+
+func (e *UnknownOutcomeError) Error() string { return e.Err.Error() }
+func (e *UnknownOutcomeError) Unwrap() error { return e.Err }
 
 // IsPermanent reports whether err, or an error it wraps, is a *PermanentError.
 // Every other error is worth retrying later.
@@ -63,6 +83,7 @@ type Twilio struct {
 	authToken  string
 	from       string
 	http       *http.Client
+	apiURL     *url.URL // nil: Twilio's own hosts
 }
 
 // TwilioOption configures a Twilio provider.
@@ -73,6 +94,15 @@ type TwilioOption func(*Twilio)
 // transport has to redirect api.twilio.com itself).
 func WithHTTPClient(c *http.Client) TwilioOption {
 	return func(t *Twilio) { t.http = c }
+}
+
+// WithAPIURL sends every request twilio-go makes to a twilio.com host
+// (api.twilio.com, or an edge/region variant) to base instead: a staging
+// proxy, or a fake Twilio in tests. twilio-go has no base-URL option, so
+// the host is rewritten in the transport. base is scheme://host[:port]; its
+// path, if any, is ignored.
+func WithAPIURL(base *url.URL) TwilioOption {
+	return func(t *Twilio) { t.apiURL = base }
 }
 
 // NewTwilio returns a provider that sends from the number (or sender id)
@@ -123,6 +153,43 @@ func (t *Twilio) Send(ctx context.Context, m Outgoing) (string, error) {
 	return *msg.Sid, nil
 }
 
+// FindSent looks among the latest texts Twilio took for this phone from
+// our number for one with this body created at or after since, and returns
+// its SID, or "" if there is none.
+func (t *Twilio) FindSent(ctx context.Context, to, body string, since time.Time) (string, error) {
+	if err := ctx.Err(); err != nil {
+		return "", fmt.Errorf("twilio list: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, twilioSendTimeout)
+	defer cancel()
+	params := &openapi.ListMessageParams{}
+	params.SetTo(to)
+	params.SetFrom(t.from)
+	// One page of Twilio's largest size, newest first: an emergency
+	// center's duty phone can get hundreds of texts in minutes. A date
+	// filter would be narrower, but Twilio filters on the sent date, which
+	// a text still queued has not got. Were the text older than the whole
+	// page, it would go out again: a duplicate rather than a lost alert.
+	params.SetPageSize(1000)
+	page, err := t.api(ctx).PageMessage(params, "", "")
+	if err != nil {
+		return "", fmt.Errorf("twilio list: %w", err)
+	}
+	// Twilio's dates have whole seconds.
+	since = since.Truncate(time.Second)
+	for _, m := range page.Messages {
+		if m.Sid == nil || m.Body == nil || *m.Body != body || m.DateCreated == nil {
+			continue
+		}
+		created, err := time.Parse(time.RFC1123Z, *m.DateCreated)
+		if err != nil || created.Before(since) {
+			continue
+		}
+		return *m.Sid, nil
+	}
+	return "", nil
+}
+
 // api builds a twilio-go service bound to ctx. twilio-go creates its requests
 // with context.Background(), so the only way to make cancellation reach the
 // connection is a transport that attaches ctx to each request. Building the
@@ -132,7 +199,11 @@ func (t *Twilio) Send(ctx context.Context, m Outgoing) (string, error) {
 // in every Twilio product and doubles the cold build time.
 func (t *Twilio) api(ctx context.Context) *openapi.ApiService {
 	hc := *t.http
-	hc.Transport = ctxTransport{ctx: ctx, base: t.http.Transport}
+	var base http.RoundTripper = t.http.Transport
+	if t.apiURL != nil {
+		base = hostTransport{target: t.apiURL, base: base}
+	}
+	hc.Transport = ctxTransport{ctx: ctx, base: base}
 	c := &client.Client{
 		Credentials: client.NewCredentials(t.accountSID, t.authToken),
 		HTTPClient:  &hc,
@@ -161,13 +232,38 @@ func (c ctxTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	return base.RoundTrip(req.WithContext(rctx))
 }
 
+// hostTransport sends requests for twilio.com hosts to target. Requests to
+// other hosts (none today) pass unchanged.
+type hostTransport struct {
+	target *url.URL
+	base   http.RoundTripper
+}
+
+func (h hostTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	base := h.base
+	if base == nil {
+		base = http.DefaultTransport
+	}
+	host := req.URL.Hostname()
+	if host != "twilio.com" && !strings.HasSuffix(host, ".twilio.com") {
+		return base.RoundTrip(req)
+	}
+	// A RoundTripper must not modify the caller's request.
+	req = req.Clone(req.Context())
+	req.URL.Scheme = h.target.Scheme
+	req.URL.Host = h.target.Host
+	req.Host = h.target.Host
+	return base.RoundTrip(req)
+}
+
 // classifyTwilioError decides whether a failed send may be retried.
 func classifyTwilioError(err error) error {
 	var re *client.TwilioRestError
 	if !errors.As(err, &re) {
 		// Network errors, timeouts, cancellation, an unreadable error body
-		// from a proxy: Twilio may be fine a moment later.
-		return fmt.Errorf("twilio send: %w", err)
+		// from a proxy: Twilio may be fine a moment later, and it may even
+		// have taken the text.
+		return &UnknownOutcomeError{Err: fmt.Errorf("twilio send: %w", err)}
 	}
 	switch {
 	case re.Status == http.StatusTooManyRequests || re.Status >= 500:
@@ -204,5 +300,8 @@ func ValidTwilioSignature(authToken, url string, params map[string]string, signa
 	return v.Validate(url, params, signature)
 }
 
-// Compile-time check that Twilio is a Provider.
-var _ Provider = (*Twilio)(nil)
+// Compile-time checks that Twilio is a Provider and a SentFinder.
+var (
+	_ Provider   = (*Twilio)(nil)
+	_ SentFinder = (*Twilio)(nil)
+)

@@ -23,13 +23,14 @@ func Migrate(ctx context.Context, db DB) error {
 	var (
 		sqlDB   *sql.DB
 		dialect goose.Dialect
+		blocks  string // which "-- +dialect" blocks apply (dialect.go)
 		opts    []goose.ProviderOption
 	)
 	switch d := db.(type) {
 	case *pgDB:
 		sqlDB = stdlib.OpenDBFromPool(d.pool)
 		defer sqlDB.Close()
-		dialect = goose.DialectPostgres
+		dialect, blocks = goose.DialectPostgres, "postgres"
 		// Replicas starting together all run migrate; a session lock lets one
 		// apply while the others wait. The lock is per schema, as the
 		// migrations are: installs in other schemas need not wait.
@@ -49,7 +50,7 @@ func Migrate(ctx context.Context, db DB) error {
 		opts = append(opts, goose.WithSessionLocker(locker))
 	case *sqliteDB:
 		sqlDB = d.db
-		dialect = goose.DialectSQLite3
+		dialect, blocks = goose.DialectSQLite3, "sqlite"
 	default:
 		return fmt.Errorf("migrate: unknown database %T", db)
 	}
@@ -57,7 +58,7 @@ func Migrate(ctx context.Context, db DB) error {
 	if err != nil {
 		return err
 	}
-	p, err := goose.NewProvider(dialect, sqlDB, sub, opts...)
+	p, err := goose.NewProvider(dialect, sqlDB, dialectFS{fsys: sub, dialect: blocks}, opts...)
 	if err != nil {
 		return fmt.Errorf("migrate: %w", err)
 	}

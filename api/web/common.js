@@ -22,7 +22,8 @@ var SW = (function () {
   }
 
   // api calls the JSON API with the session cookie; unsafe methods carry
-  // the CSRF token. It resolves to {status, body}; network failures reject.
+  // the CSRF token. It resolves to {status, body, retryAfter} (retryAfter:
+  // the Retry-After header in seconds, 0 without one); network failures reject.
   function api(method, path, body) {
     var headers = {"Accept": "application/json"};
     if (body !== undefined) headers["Content-Type"] = "application/json";
@@ -32,7 +33,7 @@ var SW = (function () {
       return r.text().then(function (text) {
         var parsed = null;
         try { parsed = text ? JSON.parse(text) : null; } catch (e) { parsed = null; }
-        return {status: r.status, body: parsed};
+        return {status: r.status, body: parsed, retryAfter: parseInt(r.headers.get("Retry-After") || "0", 10) || 0};
       });
     });
   }

@@ -48,10 +48,12 @@
     });
   }
 
-  var sending = false;
+  var sending = false, notBefore = 0;
   // flush sends every queued press, oldest first, each with its own key.
+  // A press the server cannot take now (429 too many, 503 busy) stays
+  // queued and is sent again with the same key once Retry-After has passed.
   function flush() {
-    if (sending) return;
+    if (sending || Date.now() < notBefore) return;
     var q = queue();
     if (!q.length) return;
     sending = true;
@@ -68,6 +70,9 @@
         flush();
       } else if (r.status === 503 || r.status === 429 || r.status >= 500) {
         say(SW.t("queued"), "warn");
+        var wait = Math.max(r.retryAfter || 1, 1) * 1000;
+        notBefore = Date.now() + wait;
+        setTimeout(flush, wait);
       } else {
         // The server refused it for good (signed out, bad input): say so; keeping it would retry forever.
         saveQueue(queue().filter(function (x) { return x.key !== item.key; }));
@@ -89,9 +94,16 @@
     });
   }
 
-  // follow shows what became of a press, live.
-  function follow(alarmID) {
+  // follow shows what became of a press, live. The 202 comes when the
+  // press is safe on the bus, before it is written down: a 404 at first
+  // means "not yet", and busy answers (429, 5xx) mean "later".
+  function follow(alarmID, tries) {
+    tries = tries || 0;
     SW.api("GET", "/v1/alarms/" + encodeURIComponent(alarmID)).then(function (r) {
+      if (r.status === 429 || r.status >= 500 || (r.status === 404 && tries < 60)) {
+        setTimeout(function () { follow(alarmID, tries + 1); }, Math.max(r.retryAfter || 1, 1) * 1000);
+        return;
+      }
       if (r.status !== 200) return;
       $("detail").classList.remove("hidden");
       $("d-status").textContent = SW.t("st_received");

@@ -306,9 +306,9 @@ func TestAccessControl(t *testing.T) {
 	h.responder("c1", person{"r1", "+8613800000101", []string{"medic"}, 5000, true, true})
 	h.responder("c1", person{"r2", "+8613800000102", []string{"medic"}, 5000, true, true})
 	reporter := h.token("resident", "c1", "res-1")
-	incident := h.incidentOf(reporter, h.press(reporter, "k1", "fire", centre))
+	alarm := h.press(reporter, "k1", "fire", centre)
+	incident := h.incidentOf(reporter, alarm)
 
-	roles := []string{"anonymous", "resident", "responder", "org", "other-dispatcher", "dispatcher", "admin"}
 	tokens := map[string]string{
 		"anonymous":        "",
 		"resident":         reporter,
@@ -318,60 +318,8 @@ func TestAccessControl(t *testing.T) {
 		"dispatcher":       h.token("dispatcher", "c1", ""),
 		"admin":            testAdminToken,
 	}
-	n := 0
-	newResponder := func() any {
-		n++
-		return map[string]any{"id": fmt.Sprintf("new-%d", n), "name": "新志愿者", "phone": fmt.Sprintf("+86138000009%02d", n),
-			"location": centre}
-	}
-	newCommunity := func() any {
-		n++
-		return map[string]any{"id": fmt.Sprintf("cnew%d", n), "name": "新社区", "location": centre}
-	}
-	newOrgUser := func() any {
-		n++
-		return map[string]any{"username": fmt.Sprintf("center%d", n), "password": "center password", "role": "org",
-			"community": "c1", "subject": "c1-center"}
-	}
-	for _, tc := range []struct {
-		method, path string
-		body         func() any
-		// anonymous, resident, responder, org, other-dispatcher, dispatcher, admin
-		want [7]int
-	}{
-		{"POST", "/v1/communities", newCommunity, [7]int{401, 403, 403, 403, 403, 403, 201}},
-		{"GET", "/v1/communities/c1", nil, [7]int{401, 200, 200, 200, 404, 200, 200}},
-		{"POST", "/v1/communities/c1/responders", newResponder, [7]int{401, 403, 403, 403, 404, 201, 201}},
-		{"GET", "/v1/communities/c1/responders", nil, [7]int{401, 403, 403, 403, 404, 200, 200}},
-		{"PATCH", "/v1/communities/c1/responders/r1", func() any { return map[string]any{"available": true} },
-			[7]int{401, 403, 200, 403, 404, 200, 200}},
-		{"POST", "/v1/tokens", func() any { return map[string]string{"role": "resident", "community": "c1", "subject": "minted"} },
-			[7]int{401, 403, 403, 403, 403, 201, 201}},
-		{"POST", "/v1/users", newOrgUser, [7]int{401, 403, 403, 403, 403, 201, 201}},
-		// r1 is 5 km away and was never asked: a responder sees only calls they got.
-		{"GET", "/v1/incidents/" + incident, nil, [7]int{401, 200, 404, 200, 404, 200, 200}},
-		{"GET", "/v1/incidents", nil, [7]int{401, 200, 403, 200, 200, 200, 200}},
-		// Texts go to Twilio in this harness, so even the admin finds no dev sink.
-		{"GET", "/v1/dev/sms", nil, [7]int{401, 403, 403, 403, 403, 403, 404}},
-		{"GET", "/v1/admin/deadletters", nil, [7]int{401, 403, 403, 403, 403, 403, 200}},
-		// Last: the dispatcher resolves, and the admin resolving again is harmless.
-		{"POST", "/v1/incidents/" + incident + "/resolve", nil, [7]int{401, 403, 403, 403, 404, 200, 200}},
-	} {
-		for i, role := range roles {
-			var body any
-			if tc.body != nil {
-				body = tc.body()
-			}
-			status, out := h.call(tc.method, tc.path, tokens[role], body)
-			if status != tc.want[i] {
-				t.Errorf("%s %s as %s: status %d, want %d: %v", tc.method, tc.path, role, status, tc.want[i], out)
-				continue
-			}
-			if status >= 400 {
-				errorOf(t, fmt.Sprintf("%s %s as %s", tc.method, tc.path, role), out)
-			}
-		}
-	}
+	// Every route the service serves, as every role (access_test.go).
+	checkAccessMatrix(t, h, tokens, reporter, incident, alarm)
 
 	// The other community's dispatcher sees none of c1's incidents, and asking
 	// for them by name finds nothing.
@@ -553,6 +501,13 @@ func TestMaskPhonesInLogs(t *testing.T) {
 	resident := h.token("resident", "c1", "res-1")
 	dispatcher := h.token("dispatcher", "c1", "")
 
+	// A resident asks for a sign-in text, and a stranger for one too.
+	residentPhone, stranger := "+8613700000303", "+8613700000304"
+	h.must(201, "POST", "/v1/communities/c1/residents", dispatcher, map[string]any{"id": "res-1", "name": "李奶奶", "phone": residentPhone})
+	h.must(202, "POST", "/v1/login/sms", "", map[string]any{"phone": residentPhone})
+	h.must(202, "POST", "/v1/login/sms", "", map[string]any{"phone": stranger})
+	h.waitTexts(residentPhone, 1, "登录")
+
 	incident := h.incidentOf(resident, h.press(resident, "k", "medical", centre))
 	h.waitTexts(medic, 1, "回复 1 接受")
 	h.waitTexts(other, 1, "回复 1 接受")
@@ -571,12 +526,12 @@ func TestMaskPhonesInLogs(t *testing.T) {
 	}, func() string { return "the flow never logged its texts and replies:\n" + logs.String() })
 
 	text := logs.String()
-	for _, phone := range []string{medic, other, centerPhone} {
+	for _, phone := range []string{medic, other, centerPhone, residentPhone, stranger} {
 		if strings.Contains(text, phone) || strings.Contains(text, strings.TrimPrefix(phone, "+")) {
 			t.Errorf("log has the full number %s:\n%s", phone, text)
 		}
 	}
-	for _, phone := range []string{medic, other} {
+	for _, phone := range []string{medic, other, stranger} {
 		if !strings.Contains(text, sms.Mask(phone)) {
 			t.Errorf("log never names %s in its masked form %s:\n%s", phone, sms.Mask(phone), text)
 		}

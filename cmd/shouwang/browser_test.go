@@ -15,6 +15,7 @@ import (
 	"github.com/chromedp/cdproto/browser"
 	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/cdproto/network"
+	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 
 	"github.com/shouwang/shouwang/geo"
@@ -101,9 +102,16 @@ var linkInText = regexp.MustCompile(`https?://\S+/o/[A-Za-z0-9_-]+`)
 
 func startSite(t *testing.T) *site {
 	t.Helper()
+	return startSiteWith(t)
+}
+
+// startSiteWith is startSite with serve flags of the test's own.
+func startSiteWith(t *testing.T, args ...string) *site {
+	t.Helper()
 	bin := buildBinary(t)
-	p := startProcess(t, bin, t.TempDir(), "")
-	h := &harness{t: t, base: "http://" + p.addr, cfg: Config{}, http: &http.Client{Timeout: 10 * time.Second}}
+	p := startServe(t, bin, t.TempDir(), "", nil, args...)
+	// The setup waits out any limit the flags set, as a client should.
+	h := &harness{t: t, base: "http://" + p.addr, cfg: Config{}, http: &http.Client{Timeout: 30 * time.Second, Transport: politeTransport{}}}
 	s := &site{harness: h, proc: p}
 	h.community("c1")
 	h.must(201, "POST", "/v1/communities/c1/organisations", testAdminToken,
@@ -310,4 +318,46 @@ func TestBrowserScreenshots(t *testing.T) {
 			shoot(p.ctx, p.name+"-"+size.name)
 		}
 	}
+}
+
+// A press the server refuses for now (429, the phone's session sent too
+// much) stays on the phone and is sent again, with its key, once
+// Retry-After has passed: one incident, one report.
+func TestBrowserPressRateLimitedIsSentAfterRetryAfter(t *testing.T) {
+	s := startSiteWith(t, "--api-rate-token", "1", "--api-rate-token-burst", "5")
+	phone := tab(t, 390, 844)
+	s.signInResident(t, phone)
+	var statuses []int
+	run(t, phone, "spend the session's budget",
+		chromedp.Evaluate(`Promise.all(Array.from({length: 10}, function () {
+			return fetch("/v1/session", {credentials: "same-origin"}).then(function (r) { return r.status; });
+		}))`, &statuses, func(p *runtime.EvaluateParams) *runtime.EvaluateParams { return p.WithAwaitPromise(true) }))
+	if count429 := len(statuses) - countInts(statuses, 200); count429 == 0 {
+		t.Fatalf("10 requests at once under a burst of 5 were all served: %v", statuses)
+	}
+	run(t, phone, "tap 火灾", chromedp.Click(".alarm.fire", chromedp.ByQuery))
+	waitText(t, phone, "#msg", "网络不通", 5*time.Second) // kept on the phone
+	waitText(t, phone, "#msg", "已收到", 15*time.Second)
+
+	dispatcher := s.token("dispatcher", "c1", "d1")
+	time.Sleep(3500 * time.Millisecond) // another retry round: it must not send again
+	list := s.must(200, "GET", "/v1/incidents", dispatcher, nil)["incidents"].([]any)
+	if len(list) != 1 || list[0].(map[string]any)["reports"] != float64(1) {
+		t.Fatalf("incidents after a rate-limited press: %v, want one with one report", list)
+	}
+	var queued int
+	run(t, phone, "read the phone's queue", chromedp.Evaluate(`JSON.parse(localStorage.getItem("sw-queue")||"[]").length`, &queued))
+	if queued != 0 {
+		t.Errorf("the phone still holds %d presses", queued)
+	}
+}
+
+func countInts(list []int, v int) int {
+	n := 0
+	for _, x := range list {
+		if x == v {
+			n++
+		}
+	}
+	return n
 }

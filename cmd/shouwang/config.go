@@ -4,6 +4,8 @@ import (
 	"flag"
 	"fmt"
 	"net/http"
+	"net/netip"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -53,6 +55,15 @@ type Config struct {
 	// SMSBulkRate caps reminders per second (at most SMSRate); they take
 	// only what live texts leave. 0 is defaultSMSBulkRate.
 	SMSBulkRate float64
+	// APIRateIP and APIRateToken are requests per second allowed from one
+	// address without a known credential and for one token or session,
+	// with their bursts; 0 turns a limit off. TrustedProxies (addresses or
+	// CIDRs) are the reverse proxies whose X-Forwarded-For names the client.
+	APIRateIP         float64
+	APIRateIPBurst    int
+	APIRateToken      float64
+	APIRateTokenBurst int
+	TrustedProxies    []netip.Prefix
 	// Clock drives scheduled jobs (not the rest of the service); tests set
 	// a fake one. Nil is the wall clock.
 	Clock schedule.Clock
@@ -60,6 +71,10 @@ type Config struct {
 	TwilioAccountSID string
 	TwilioAuthToken  string
 	TwilioFrom       string
+	// TwilioAPIURL replaces https://api.twilio.com for texts and calls (a
+	// staging proxy, or a fake Twilio for a test of the built binary);
+	// empty is Twilio itself.
+	TwilioAPIURL string
 	// TwilioHTTPClient lets tests point the real twilio-go client at a fake.
 	TwilioHTTPClient *http.Client
 }
@@ -85,6 +100,8 @@ func parseConfig(name string, args []string) (Config, error) {
 	}
 	fs.IntVar(&c.NATSReplicas, "nats-replicas", replicas, "replicas of each JetStream stream (3 on a cluster)")
 	fs.StringVar(&c.PublicURL, "public-url", env("SHOUWANG_PUBLIC_URL", ""), "base URL Twilio calls back (checks webhook signatures)")
+	fs.StringVar(&c.TwilioAPIURL, "twilio-api-url", env("SHOUWANG_TWILIO_API_URL", ""),
+		"base URL that replaces https://api.twilio.com for texts and calls, e.g. a staging proxy (empty: Twilio)")
 	fs.StringVar(&c.CAPSender, "cap-sender", env("SHOUWANG_CAP_SENDER", ""), "sender of CAP alerts, a domain (default: the public URL's host)")
 	wave, err := time.ParseDuration(env("SHOUWANG_WAVE_TIMEOUT", "60s"))
 	if err != nil {
@@ -131,6 +148,36 @@ func parseConfig(name string, args []string) (Config, error) {
 		return c, fmt.Errorf("SHOUWANG_SMS_BULK_RATE: %w", err)
 	}
 	fs.Float64Var(&c.SMSBulkRate, "sms-bulk-rate", bulkRate, "reminder texts per second, within --sms-rate and only what live texts leave")
+	for _, r := range []struct {
+		dst        *float64
+		flag, env  string
+		def, usage string
+	}{
+		{&c.APIRateIP, "api-rate-ip", "SHOUWANG_API_RATE_IP", "20", "API requests per second from one address without a known token or session (0: no limit)"},
+		{&c.APIRateToken, "api-rate-token", "SHOUWANG_API_RATE_TOKEN", "10", "API requests per second for one token or session (0: no limit)"},
+	} {
+		v, err := strconv.ParseFloat(env(r.env, r.def), 64)
+		if err != nil {
+			return c, fmt.Errorf("%s: %w", r.env, err)
+		}
+		fs.Float64Var(r.dst, r.flag, v, r.usage)
+	}
+	for _, b := range []struct {
+		dst        *int
+		flag, env  string
+		def, usage string
+	}{
+		{&c.APIRateIPBurst, "api-rate-ip-burst", "SHOUWANG_API_RATE_IP_BURST", "200", "requests one address may send at once before --api-rate-ip applies"},
+		{&c.APIRateTokenBurst, "api-rate-token-burst", "SHOUWANG_API_RATE_TOKEN_BURST", "100", "requests one token or session may send at once before --api-rate-token applies"},
+	} {
+		v, err := strconv.Atoi(env(b.env, b.def))
+		if err != nil {
+			return c, fmt.Errorf("%s: %w", b.env, err)
+		}
+		fs.IntVar(b.dst, b.flag, v, b.usage)
+	}
+	proxies := fs.String("trusted-proxies", env("SHOUWANG_TRUSTED_PROXIES", ""),
+		"reverse proxies (IPs or CIDRs, comma-separated) whose X-Forwarded-For names the client; empty: trust no header")
 	fs.StringVar(&c.LogFormat, "log-format", env("SHOUWANG_LOG_FORMAT", "text"), "text or json")
 	if name == "serve" {
 		fs.BoolVar(&c.Demo, "demo", false, "load a demo community and print ready tokens")
@@ -168,10 +215,43 @@ func parseConfig(name string, args []string) (Config, error) {
 	if strings.ContainsAny(c.CAPSender, " \t\r\n,<&") {
 		return c, fmt.Errorf("--cap-sender %q: CAP allows no spaces, commas, < or &", c.CAPSender)
 	}
+	if c.TwilioAPIURL != "" {
+		if _, err := c.twilioAPIURL(); err != nil {
+			return c, err
+		}
+	}
+	if c.APIRateIP < 0 || c.APIRateToken < 0 || c.APIRateIPBurst < 1 || c.APIRateTokenBurst < 1 {
+		return c, fmt.Errorf("--api-rate-ip and --api-rate-token must be 0 (off) or more, their bursts at least 1")
+	}
+	if c.TrustedProxies, err = parseProxies(*proxies); err != nil {
+		return c, fmt.Errorf("--trusted-proxies: %w", err)
+	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		return c, fmt.Errorf("--log-format %q: text or json", c.LogFormat)
 	}
 	return c, nil
+}
+
+// parseProxies reads a comma-separated list of IPs and CIDRs.
+func parseProxies(list string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, f := range strings.Split(list, ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		if p, err := netip.ParsePrefix(f); err == nil {
+			out = append(out, p.Masked())
+			continue
+		}
+		a, err := netip.ParseAddr(f)
+		if err != nil {
+			return nil, fmt.Errorf("%q is neither an IP nor a CIDR", f)
+		}
+		a = a.Unmap()
+		out = append(out, netip.PrefixFrom(a, a.BitLen()))
+	}
+	return out, nil
 }
 
 // defaultSMSBulkRate is reminders per second unless configured: a day's
@@ -181,4 +261,17 @@ const defaultSMSBulkRate = 2
 // twilioConfigured reports whether real texts go out.
 func (c Config) twilioConfigured() bool {
 	return c.TwilioAccountSID != "" && c.TwilioAuthToken != "" && c.TwilioFrom != ""
+}
+
+// twilioAPIURL parses --twilio-api-url: an http or https URL with a host
+// and nothing after it but an optional "/".
+func (c Config) twilioAPIURL() (*url.URL, error) {
+	u, err := url.Parse(c.TwilioAPIURL)
+	if err != nil {
+		return nil, fmt.Errorf("--twilio-api-url: %w", err)
+	}
+	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || strings.Trim(u.Path, "/") != "" || u.RawQuery != "" {
+		return nil, fmt.Errorf("--twilio-api-url %q: want scheme://host[:port], e.g. https://twilio-proxy.internal:8443", c.TwilioAPIURL)
+	}
+	return u, nil
 }

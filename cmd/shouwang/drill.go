@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/shouwang/shouwang/audit"
 	"github.com/shouwang/shouwang/events"
 	"github.com/shouwang/shouwang/plans"
 	"github.com/shouwang/shouwang/responders"
@@ -91,6 +92,11 @@ func drillCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	dr, err := drills.Start(ctx, *community, spec, "cli:"+*key, "", "cli")
 	if err != nil {
 		return err
+	}
+	// After the start commits (it stages events as it does).
+	if err := audit.Record(ctx, db, audit.Entry{At: time.Now(), Actor: cliActor(), Community: *community, Action: "drill.run",
+		ObjectKind: "drill", ObjectID: dr.ID, Detail: map[string]any{"key": *key}}); err != nil {
+		return fmt.Errorf("drill %s started, but its audit entry was not written: %w", dr.ID, err)
 	}
 	fmt.Fprintf(stdout, "drill %s started: incident %s, %s, ends at %s\n  teams: %s\n  organisations: %s\n  responders: %s\n"+
 		"The serving process picks it up within seconds; the report is at /v1/drills/%s/report when it ends.\n",

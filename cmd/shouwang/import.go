@@ -7,13 +7,16 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/shouwang/shouwang/audit"
 	"github.com/shouwang/shouwang/events"
 	"github.com/shouwang/shouwang/responders"
+	"github.com/shouwang/shouwang/storage"
 )
 
 const importUsage = `usage: shouwang import responders FILE --community ID [--dry-run] [--skip-bad] [--json]
@@ -67,9 +70,19 @@ func importCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	defer db.Close()
-	reg := &responders.Registry{DB: db, Tax: events.DefaultTaxonomy(), Now: time.Now}
 	bar := newProgress(stderr)
-	rep, err := reg.ImportRoster(ctx, *community, rows, responders.ImportOptions{DryRun: *dryRun, SkipBad: *skipBad, Progress: bar.update})
+	var rep responders.ImportReport
+	// The import and its audit entry commit together.
+	err = db.InTx(ctx, func(q storage.Querier) error {
+		reg := &responders.Registry{DB: storage.Within(q, db.Dialect()), Tax: events.DefaultTaxonomy(), Now: time.Now}
+		if rep, err = reg.ImportRoster(ctx, *community, rows, responders.ImportOptions{DryRun: *dryRun, SkipBad: *skipBad,
+			Progress: bar.update}); err != nil || !rep.Imported {
+			return err
+		}
+		return audit.Record(ctx, q, audit.Entry{At: time.Now(), Actor: cliActor(), Community: *community, Action: "responder.import",
+			ObjectKind: "roster", ObjectID: *community, Detail: map[string]any{"file": filepath.Base(file), "rows": rep.Rows,
+				"created": rep.Created, "updated": rep.Updated, "unchanged": rep.Unchanged, "failed": rep.Failed}})
+	})
 	if err != nil {
 		return err
 	}

@@ -39,6 +39,8 @@ usage:
                              start a drill now through the serving process
   shouwang users add --username U --role R [--community C] [--subject S] [--name N]
                              create a user who signs in with a password (read from stdin)
+  shouwang bench [--responders N] [--rate R | --rates A,B,…] [--scenario alarms|masscall|storm|all] [--json] [--plot FILE.png]
+                             load-test a service started in this process (docs/performance.md)
 
 Run "shouwang serve -h" for the flags; every flag also has a SHOUWANG_* variable.
 `
@@ -66,6 +68,8 @@ func main() {
 		err = drillCmd(ctx, os.Args[2:], os.Stdout, os.Stderr)
 	case "users":
 		err = usersCmd(ctx, os.Args[2:], os.Stdin, os.Stdout, os.Stderr)
+	case "bench":
+		err = benchCmd(ctx, os.Args[2:], os.Stdout, os.Stderr)
 	case "-h", "--help", "help":
 		fmt.Print(usage)
 	default:

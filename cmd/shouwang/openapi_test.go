@@ -178,6 +178,7 @@ func TestOpenAPIDescribesTheAnswers(t *testing.T) {
 		h.community("c1")
 		h.must(409, "POST", "/v1/communities", admin, map[string]any{"id": "c1", "name": "又一个", "location": centre})
 		h.must(200, "PATCH", "/v1/communities/c1", admin, map[string]any{"sms_number": communityNumber, "name_en": "Sunshine Garden"})
+		h.must(200, "GET", "/v1/audit?community=c1&limit=1", admin, nil) // more follow: next_after
 		h.must(200, "GET", "/v1/communities", admin, nil)
 		h.must(200, "GET", "/v1/communities/c1", admin, nil)
 		h.org("c1", "property", "property_company", "阳光物业", propertyPhone)

@@ -108,6 +108,13 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (svc *Service, err
 		if cfg.TwilioHTTPClient != nil {
 			opts = append(opts, sms.WithHTTPClient(cfg.TwilioHTTPClient))
 		}
+		if cfg.TwilioAPIURL != "" {
+			u, err := cfg.twilioAPIURL()
+			if err != nil {
+				return nil, err
+			}
+			opts = append(opts, sms.WithAPIURL(u))
+		}
 		provider = sms.NewTwilio(cfg.TwilioAccountSID, cfg.TwilioAuthToken, cfg.TwilioFrom, opts...)
 	} else {
 		s.DevSink = &sms.DevSink{DB: s.DB, Now: now}
@@ -118,21 +125,32 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (svc *Service, err
 		statusCallback = strings.TrimRight(cfg.PublicURL, "/") + "/v1/webhooks/twilio/status"
 	}
 
-	s.Registry = &responders.Registry{DB: s.DB, Tax: tax, Now: now}
+	// The match index is this replica's cache of the registry; the keeper
+	// loads it, follows other replicas' changes and reconciles it.
+	var index *responders.Index
+	if index, err = responders.NewIndex(tax); err != nil {
+		return nil, err
+	}
+	keeper := &responders.IndexKeeper{Index: index, DB: s.DB, Conn: s.Bus.Conn(), Log: log, Now: now,
+		Origin: events.NewID("replica", now())}
+	s.Registry = &responders.Registry{DB: s.DB, Tax: tax, Now: now, Keeper: keeper}
 	s.Dispatcher = &responders.Dispatcher{DB: s.DB, Tax: tax, Relay: relay, Log: log, Now: now, WaveTimeout: cfg.WaveTimeout,
-		VoiceAfter: cfg.VoiceAfter, LinkBase: publicURL, LinkTTL: cfg.LinkTTL, Metrics: s.Metrics}
-	s.Plans = &plans.Store{DB: s.DB, Tax: tax, Now: now}
+		VoiceAfter: cfg.VoiceAfter, LinkBase: publicURL, LinkTTL: cfg.LinkTTL, Metrics: s.Metrics, Index: index}
+	s.Plans = &plans.Store{DB: s.DB, Tax: tax, Now: now, Parsed: plans.NewParseCache()}
 	if err = s.Plans.Seed(ctx); err != nil {
 		return nil, err
 	}
-	s.Runner = &plans.Runner{DB: s.DB, Tax: tax, Store: s.Plans, Relay: relay, Log: log, Now: now, LinkBase: publicURL, LinkTTL: cfg.LinkTTL}
+	s.Runner = &plans.Runner{DB: s.DB, Tax: tax, Store: s.Plans, Relay: relay, Log: log, Now: now, LinkBase: publicURL, LinkTTL: cfg.LinkTTL, Index: index}
 	s.Dispatcher.Duties = s.Runner
 	s.Drills = &plans.Drills{DB: s.DB, Tax: tax, Relay: relay, Dispatcher: s.Dispatcher, Log: log, Now: now, LinkBase: publicURL}
-	s.Tokens = &api.Tokens{DB: s.DB, AdminHash: api.AdminHash(cfg.AdminToken), Now: now}
+	s.Tokens = &api.Tokens{DB: s.DB, AdminHash: api.AdminHash(cfg.AdminToken), Now: now, Known: &api.KnownTokens{}}
 	s.Accounts = &accounts.Accounts{DB: s.DB, Relay: relay, Log: log, Now: now, LinkBase: publicURL}
 	intake := &incidents.Intake{DB: s.DB, Tax: tax, Relay: relay, Log: log, Now: now, Metrics: s.Metrics}
+	// Burst 1: the texts are spaced evenly at the provider's rate. A burst
+	// equal to the rate let the first second send twice what the provider
+	// takes, and the excess came back as 429s (issue 8, masscall).
 	sender := &sms.Sender{DB: s.DB, Provider: provider, Relay: relay, Log: log, Now: now,
-		Limiter: rate.NewLimiter(rate.Limit(cfg.SMSRate), max(1, int(cfg.SMSRate))), StatusCallback: statusCallback,
+		Limiter: rate.NewLimiter(rate.Limit(cfg.SMSRate), 1), StatusCallback: statusCallback,
 		PublicURL: publicURL, Carrier: sms.Carrier{PerRecipientPerMinute: cfg.SMSPerRecipient, IdenticalWindow: cfg.SMSIdenticalWindow},
 		Metrics: s.Metrics}
 	// Reminders have a sender of their own: one worker at a low pace that
@@ -201,6 +219,8 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (svc *Service, err
 	}
 	s.wg.Add(1)
 	go func() { defer s.wg.Done(); relay.Run(runCtx, time.Second) }()
+	s.wg.Add(1)
+	go func() { defer s.wg.Done(); keeper.Run(runCtx) }()
 	scheduler := &schedule.Scheduler{DB: s.DB, Bus: s.Bus, Clock: clock, Zone: responders.Zone, Grace: cfg.ScheduleGrace, Log: log,
 		Jobs: func(ctx context.Context) ([]schedule.Job, error) {
 			var jobs []schedule.Job
@@ -223,6 +243,8 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (svc *Service, err
 		DB: s.DB, Bus: s.Bus, Tax: tax, Registry: s.Registry, Dispatcher: s.Dispatcher,
 		Submitter: &incidents.Submitter{Bus: s.Bus, Tax: tax}, Tokens: s.Tokens, Accounts: s.Accounts, DevSink: s.DevSink, Plans: s.Plans, Runner: s.Runner, Drills: s.Drills, Training: training,
 		TwilioAuthToken: cfg.TwilioAuthToken, PublicURL: cfg.PublicURL, CAPSender: cfg.CAPSender, Log: log, Now: now, Metrics: s.Metrics,
+		Limits: api.RateLimits{IP: cfg.APIRateIP, IPBurst: cfg.APIRateIPBurst, Token: cfg.APIRateToken, TokenBurst: cfg.APIRateTokenBurst,
+			TrustedProxies: cfg.TrustedProxies},
 	})
 	s.wg.Add(1)
 	go func() {

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/shouwang/shouwang/accounts"
+	"github.com/shouwang/shouwang/audit"
+	"github.com/shouwang/shouwang/storage"
 )
 
 const usersUsage = `usage: shouwang users add --username U --role R --community C [--subject S] [--name N]
@@ -57,9 +59,16 @@ func usersCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 		return err
 	}
 	defer db.Close()
-	acc := &accounts.Accounts{DB: db, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Now: time.Now}
-	u, err := acc.CreateUser(ctx, accounts.NewUser{Username: *username, Password: password, Role: *role, Community: *community,
-		Subject: *subject, Name: *name}, "cli")
+	var u accounts.User
+	err = db.InTx(ctx, func(q storage.Querier) error { // the user and its audit entry together
+		acc := &accounts.Accounts{DB: storage.Within(q, db.Dialect()), Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Now: time.Now}
+		if u, err = acc.CreateUser(ctx, accounts.NewUser{Username: *username, Password: password, Role: *role, Community: *community,
+			Subject: *subject, Name: *name}, "cli"); err != nil {
+			return err
+		}
+		return audit.Record(ctx, q, audit.Entry{At: time.Now(), Actor: cliActor(), Community: u.Community, Action: "user.create",
+			ObjectKind: "user", ObjectID: u.Username, Detail: map[string]any{"role": u.Role, "subject": u.Subject}})
+	})
 	if err != nil {
 		return err
 	}

@@ -17,6 +17,7 @@ import (
 	"net/url"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -56,8 +57,10 @@ type Server struct {
 	// URL is the fake's base URL, e.g. http://127.0.0.1:41234.
 	URL string
 
-	srv  *httptest.Server
-	done chan struct{} // closed at cleanup so delayed answers stop waiting
+	srv       *httptest.Server
+	opts      Options
+	done      chan struct{} // closed by Close so delayed answers stop waiting
+	closeOnce sync.Once
 
 	mu       sync.Mutex
 	msgs     []Message
@@ -69,30 +72,58 @@ type Server struct {
 	failHTTP int
 	down     int           // HTTP status answered to everything; 0 when up
 	delay    time.Duration // before an answer
+	late     time.Duration // after taking a text, before saying so
 	perSec   int           // 0: no rate limit
 	recent   []time.Time   // accepted requests within the last second
+	lists    int           // message list reads
+	attempts []Attempt     // every request to send a text, answered or not
+}
+
+// Options configure a fake started with NewServer.
+type Options struct {
+	// OnMessage, if set, is called with every text the fake accepts, as it
+	// accepts it (from the request's goroutine): a load generator times
+	// texts this way instead of polling Messages.
+	OnMessage func(Message)
+	// Forget keeps accepted texts out of Messages, so a long benchmark's
+	// fake does not grow with every text. Use it with OnMessage.
+	Forget bool
 }
 
 // New starts a fake that is closed when the test ends.
 func New(t testing.TB) *Server {
 	t.Helper()
+	s := NewServer(Options{})
+	t.Cleanup(s.Close)
+	return s
+}
+
+// NewServer starts a fake outside a test (the benchmark command); the
+// caller closes it.
+func NewServer(opts Options) *Server {
 	s := &Server{
 		done:  make(chan struct{}),
 		added: make(chan struct{}),
+		opts:  opts,
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /2010-04-01/Accounts/{AccountSid}/Messages.json", s.createMessage)
+	mux.HandleFunc("GET /2010-04-01/Accounts/{AccountSid}/Messages.json", s.listMessages)
 	mux.HandleFunc("POST /2010-04-01/Accounts/{AccountSid}/Calls.json", s.createCall)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, 20404, "The requested resource "+r.URL.Path+" was not found")
 	})
 	s.srv = httptest.NewServer(mux)
 	s.URL = s.srv.URL
-	t.Cleanup(func() {
+	return s
+}
+
+// Close stops the fake; answers still waiting on SetDelay give up.
+func (s *Server) Close() {
+	s.closeOnce.Do(func() {
 		close(s.done)
 		s.srv.Close()
 	})
-	return s
 }
 
 // Client returns an HTTP client that sends every request for a twilio.com
@@ -100,8 +131,16 @@ func New(t testing.TB) *Server {
 // Requests to any other host fail, so a test can never reach the network.
 func (s *Server) Client() *http.Client {
 	target, _ := url.Parse(s.URL)
+	base := s.srv.Client().Transport
+	if t, ok := base.(*http.Transport); ok {
+		// The default of 2 idle connections a host makes a busy sender
+		// open a connection a text, and a long benchmark runs out of ports.
+		t = t.Clone()
+		t.MaxIdleConnsPerHost = 64
+		base = t
+	}
 	return &http.Client{
-		Transport: rewriteTransport{target: target, base: s.srv.Client().Transport},
+		Transport: rewriteTransport{target: target, base: base},
 		// Mirrors twilio-go's default client: redirects are answers.
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
@@ -190,6 +229,22 @@ func (s *Server) SetDown(status int) {
 	s.down = status
 }
 
+// Attempt is one request to send a text as it reached the fake, before
+// any fault was applied: a test counts a sender's retries with them.
+type Attempt struct {
+	To   string
+	Body string
+	At   time.Time
+}
+
+// Attempts returns every request to send a text, oldest first, whether it
+// was accepted, failed or left hanging.
+func (s *Server) Attempts() []Attempt {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.attempts)
+}
+
 // SetUp ends an outage started by SetDown.
 func (s *Server) SetUp() {
 	s.mu.Lock()
@@ -199,11 +254,20 @@ func (s *Server) SetUp() {
 
 // SetDelay makes every answer wait d first. A client that gives up during
 // the wait (a timeout) leaves no message behind, as if the request never
-// reached Twilio.
+// reached Twilio. A d longer than the client's timeout is a hung Twilio.
 func (s *Server) SetDelay(d time.Duration) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.delay = d
+}
+
+// SetLateAnswer makes the fake take each text and only then wait d before
+// answering: a client that times out meanwhile does not know the text went
+// out, as happens with a real provider.
+func (s *Server) SetLateAnswer(d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.late = d
 }
 
 // SetRateLimit answers 429 (code 20429) to requests beyond perSecond within
@@ -220,6 +284,11 @@ func (s *Server) SetRateLimit(perSecond int) {
 // rate limit. It answers the request itself and returns false when the
 // request must go no further.
 func (s *Server) admit(w http.ResponseWriter, r *http.Request) (time.Time, bool) {
+	if r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/Messages.json") && r.ParseForm() == nil {
+		s.mu.Lock()
+		s.attempts = append(s.attempts, Attempt{To: r.PostForm.Get("To"), Body: r.PostForm.Get("Body"), At: time.Now()})
+		s.mu.Unlock()
+	}
 	s.mu.Lock()
 	delay := s.delay
 	s.mu.Unlock()
@@ -323,12 +392,63 @@ func (s *Server) createMessage(w http.ResponseWriter, r *http.Request) {
 	m.SID = newSID("SM")
 	m.At = now
 	s.mu.Lock()
-	s.msgs = append(s.msgs, m)
+	if !s.opts.Forget {
+		s.msgs = append(s.msgs, m)
+	}
 	close(s.added)
 	s.added = make(chan struct{})
 	s.mu.Unlock()
-
+	if s.opts.OnMessage != nil {
+		s.opts.OnMessage(m)
+	}
+	s.mu.Lock()
+	late := s.late
+	s.mu.Unlock()
+	if late > 0 {
+		select {
+		case <-time.After(late):
+		case <-r.Context().Done():
+			return // the client gave up, not knowing the text was taken
+		case <-s.done:
+			return
+		}
+	}
 	writeJSON(w, http.StatusCreated, messageResource(m))
+}
+
+// listMessages answers Twilio's message list: newest first, filtered by
+// To and From, one page of PageSize (default 50).
+func (s *Server) listMessages(w http.ResponseWriter, r *http.Request) {
+	if _, ok := s.admit(w, r); !ok {
+		return
+	}
+	size := 50
+	if n, err := strconv.Atoi(r.Form.Get("PageSize")); err == nil && n > 0 {
+		size = min(n, 1000)
+	}
+	to, from := r.Form.Get("To"), r.Form.Get("From")
+	s.mu.Lock()
+	s.lists++
+	list := []map[string]any{}
+	for i := len(s.msgs) - 1; i >= 0 && len(list) < size; i-- {
+		m := s.msgs[i]
+		if (to == "" || m.To == to) && (from == "" || m.From == from) {
+			list = append(list, messageResource(m))
+		}
+	}
+	s.mu.Unlock()
+	writeJSON(w, http.StatusOK, map[string]any{
+		"messages": list, "page": 0, "page_size": size, "start": 0, "end": max(len(list)-1, 0),
+		"first_page_uri": r.URL.RequestURI(), "next_page_uri": nil, "previous_page_uri": nil, "uri": r.URL.RequestURI(),
+	})
+}
+
+// Lists returns how many times the message list was read: a sender reads
+// it only when it cannot tell whether Twilio took a text.
+func (s *Server) Lists() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.lists
 }
 
 // e164 is what Twilio accepts as a phone number: + and up to 15 digits.
