@@ -15,6 +15,7 @@ import (
 	"github.com/shouwang/shouwang/api"
 	"github.com/shouwang/shouwang/events"
 	"github.com/shouwang/shouwang/incidents"
+	"github.com/shouwang/shouwang/storage"
 	"github.com/shouwang/shouwang/storage/storagetest"
 )
 
@@ -24,14 +25,7 @@ import (
 // and a 202 only for a press that is valid by the documented rules.
 func FuzzPostAlarm(f *testing.F) {
 	ctx := context.Background()
-	db := storagetest.SQLite(f)
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	bus, err := events.Connect(ctx, events.BusConfig{StoreDir: f.TempDir(), Logger: log})
-	if err != nil {
-		f.Fatalf("connect bus: %v", err)
-	}
-	f.Cleanup(bus.Close)
-	tax := events.DefaultTaxonomy()
+	db, bus, tax, log := fuzzBackends(f)
 	tokens := &api.Tokens{DB: db, Now: time.Now}
 	app := api.New(api.Deps{
 		DB: db, Bus: bus, Tax: tax, Tokens: tokens, Log: log, Now: time.Now,
@@ -191,4 +185,17 @@ func hasControl(s string, multiline bool) bool {
 		}
 	}
 	return false
+}
+
+// fuzzBackends gives a fuzz target the real parts behind the API: a SQLite
+// store, the embedded bus, the shipped taxonomy and a quiet logger.
+func fuzzBackends(f *testing.F) (storage.DB, *events.Bus, *events.Taxonomy, *slog.Logger) {
+	db := storagetest.SQLite(f)
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	bus, err := events.Connect(context.Background(), events.BusConfig{StoreDir: f.TempDir(), Logger: log})
+	if err != nil {
+		f.Fatalf("connect bus: %v", err)
+	}
+	f.Cleanup(bus.Close)
+	return db, bus, events.DefaultTaxonomy(), log
 }

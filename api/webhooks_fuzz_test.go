@@ -1,11 +1,9 @@
 package api_test
 
 import (
-	"context"
 	"encoding/json"
 	"encoding/xml"
 	"io"
-	"log/slog"
 	"net/http/httptest"
 	"net/url"
 	"strings"
@@ -18,7 +16,6 @@ import (
 	"github.com/shouwang/shouwang/events"
 	"github.com/shouwang/shouwang/responders"
 	"github.com/shouwang/shouwang/sms/twiliofake"
-	"github.com/shouwang/shouwang/storage/storagetest"
 )
 
 // webhookURL is the public base URL Twilio calls, behind a proxy: the
@@ -31,15 +28,7 @@ const webhookURL = "https://shouwang.example.org"
 // and whatever arrives, the answer is never a 5xx or a panic: TwiML that
 // parses, a 204, or a 4xx with the JSON error body.
 func FuzzTwilioWebhooks(f *testing.F) {
-	ctx := context.Background()
-	db := storagetest.SQLite(f)
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	bus, err := events.Connect(ctx, events.BusConfig{StoreDir: f.TempDir(), Logger: log})
-	if err != nil {
-		f.Fatalf("connect bus: %v", err)
-	}
-	f.Cleanup(bus.Close)
-	tax := events.DefaultTaxonomy()
+	db, bus, tax, log := fuzzBackends(f)
 	app := api.New(api.Deps{
 		DB: db, Bus: bus, Tax: tax, Tokens: &api.Tokens{DB: db, Now: time.Now}, Log: log, Now: time.Now,
 		Dispatcher:      &responders.Dispatcher{DB: db, Tax: tax, Relay: events.NewRelay(db, bus, log), Log: log, Now: time.Now},

@@ -642,6 +642,35 @@ type pressResult struct {
 	done     time.Time
 }
 
+// pressTally sums up the answers to a run of presses.
+type pressTally struct {
+	accepted, errors int
+	throughput       float64 // accepted per second, from start to the last 202
+	accept           Latency // due time → 202, of the accepted
+	lastDone         time.Time
+}
+
+func tallyPresses(res []pressResult, start time.Time) pressTally {
+	var t pressTally
+	var accept []float64
+	for _, r := range res {
+		if r.status != 202 {
+			t.errors++
+			continue
+		}
+		t.accepted++
+		accept = append(accept, ms(r.accepted))
+		if r.done.After(t.lastDone) {
+			t.lastDone = r.done
+		}
+	}
+	if window := t.lastDone.Sub(start).Seconds(); window > 0 {
+		t.throughput = round3(float64(t.accepted) / window)
+	}
+	t.accept = summarize(accept)
+	return t
+}
+
 // drive sends presses at rate, each at its due time, from the worker pool,
 // and returns what became of each (in order).
 func (b *bench) drive(ctx context.Context, ps []press) []pressResult {
@@ -750,24 +779,9 @@ func (b *bench) alarmRun(ctx context.Context, rate float64, n int, tokens, subje
 	end := time.Now()
 	textsDuring := b.texts.Load() - texts0
 
-	var accept []float64
-	var lastDone time.Time
-	for _, r := range res {
-		if r.status == 202 {
-			run.Accepted++
-			accept = append(accept, ms(r.accepted))
-			if r.done.After(lastDone) {
-				lastDone = r.done
-			}
-		} else {
-			run.Errors++
-		}
-	}
-	if window := lastDone.Sub(start).Seconds(); window > 0 {
-		run.Throughput = round3(float64(run.Accepted) / window)
-	}
+	t := tallyPresses(res, start)
+	run.Accepted, run.Errors, run.Throughput, run.Accept = t.accepted, t.errors, t.throughput, t.accept
 	run.TextsPerS = round3(float64(textsDuring) / end.Sub(start).Seconds())
-	run.Accept = summarize(accept)
 
 	// Wait for the offers: until every alarm has one, none came for 10 s,
 	// or a backlog has had a minute to drain.
@@ -934,23 +948,9 @@ func (b *bench) storm(ctx context.Context) error {
 	}
 	fmt.Fprintf(b.stderr, "storm: %d presses in %s…\n", n, b.o.StormWindow)
 	res := b.drive(ctx, ps)
-	var accept []float64
-	var lastDone time.Time
-	for _, r := range res {
-		if r.status == 202 {
-			run.Accepted++
-			accept = append(accept, ms(r.accepted))
-			if r.done.After(lastDone) {
-				lastDone = r.done
-			}
-		} else {
-			run.Errors++
-		}
-	}
-	run.Accept = summarize(accept)
-	if w := lastDone.Sub(start).Seconds(); w > 0 {
-		run.Throughput = round3(float64(run.Accepted) / w)
-	}
+	t := tallyPresses(res, start)
+	run.Accepted, run.Errors, run.Throughput, run.Accept = t.accepted, t.errors, t.throughput, t.accept
+	lastDone := t.lastDone
 	// Caught up when every accepted press is attached to an incident and
 	// the incidents count them all as reports.
 	deadline := time.Now().Add(120 * time.Second)
