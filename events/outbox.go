@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/shouwang/shouwang/storage"
@@ -42,11 +43,30 @@ type Relay struct {
 	// Grace is how old a staged message must be before the sweeper takes
 	// it, so it does not race the handler that is publishing it right now.
 	Grace time.Duration
+
+	// While Run runs, Send leaves the outbox rows of what JetStream
+	// acknowledged here, and Run deletes them together every
+	// forgetEvery: one commit for many handlers' messages instead of one
+	// each, and no handler waits for it. Without Run, Send deletes itself.
+	mu        sync.Mutex
+	forgetter bool
+	acked     []string
+	wake      chan struct{}
 }
 
 // forgetChunk bounds the ids of one DELETE, well under both databases'
 // limits on bound parameters.
 const forgetChunk = 500
+
+// forgetEvery is how long acknowledged messages wait for their DELETE;
+// far below Grace, so the sweeper does not publish them again.
+// maxAcked bounds the ids kept while the database refuses the DELETE:
+// beyond it ids are dropped, and the sweeper publishes those messages once
+// more (JetStream and the handlers deduplicate).
+const (
+	forgetEvery = 50 * time.Millisecond
+	maxAcked    = 100_000
+)
 
 // NewRelay returns a relay over db and bus.
 func NewRelay(db storage.DB, bus Publisher, log *slog.Logger) *Relay {
@@ -60,9 +80,10 @@ func NewRelay(db storage.DB, bus Publisher, log *slog.Logger) *Relay {
 // returned: the state change is committed and the sweeper will publish
 // what is left later.
 //
-// Sends do not share deletes with one another: tried, handlers queued
-// behind one another's DELETE for SQLite's write lock, and the alarm storm
-// fell further behind.
+// While Run runs, the DELETE is left to it (see forgetEvery). Handlers
+// must not wait for a shared DELETE: tried, they queued behind one
+// another's for SQLite's write lock, and the alarm storm fell further
+// behind.
 func (r *Relay) Send(ctx context.Context, msgs []Message) {
 	published := make([]string, 0, len(msgs))
 	for _, m := range msgs {
@@ -72,6 +93,22 @@ func (r *Relay) Send(ctx context.Context, msgs []Message) {
 		}
 		published = append(published, m.ID)
 	}
+	if len(published) == 0 {
+		return
+	}
+	r.mu.Lock()
+	if r.forgetter {
+		if len(r.acked) < maxAcked {
+			r.acked = append(r.acked, published...)
+		}
+		r.mu.Unlock()
+		select {
+		case r.wake <- struct{}{}:
+		default:
+		}
+		return
+	}
+	r.mu.Unlock()
 	if err := r.delete(ctx, published); err != nil {
 		r.log.Warn("forget published messages; the sweeper will publish them again (deduplicated)", "ids", published, "err", err)
 	}
@@ -154,20 +191,63 @@ func (r *Relay) Sweep(ctx context.Context, now time.Time) (int, error) {
 	return len(published), pubErr
 }
 
-// Run sweeps every interval until ctx ends.
+// Run sweeps every interval, and deletes what Send published, until ctx
+// ends; then it deletes what is left.
 func (r *Relay) Run(ctx context.Context, interval time.Duration) {
+	r.mu.Lock()
+	r.forgetter, r.wake = true, make(chan struct{}, 1)
+	r.mu.Unlock()
+	defer func() {
+		r.mu.Lock()
+		r.forgetter = false
+		r.mu.Unlock()
+		// Shutting down: one last DELETE, so a clean restart does not
+		// publish these again.
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		r.forget(fctx)
+	}()
 	t := time.NewTicker(interval)
 	defer t.Stop()
+	var due <-chan time.Time
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case <-r.wake:
+			if due == nil {
+				due = time.After(forgetEvery)
+			}
+		case <-due:
+			due = nil
+			r.forget(ctx)
 		case <-t.C:
+			r.forget(ctx)
 			if n, err := r.Sweep(ctx, time.Now()); err != nil {
 				r.log.Warn("outbox sweep", "err", err)
 			} else if n > 0 {
 				r.log.Info("outbox sweep published left-over messages", "n", n)
 			}
 		}
+	}
+}
+
+// forget deletes the outbox rows of messages Send published. Ids whose
+// DELETE fails are kept for the next sweep tick.
+func (r *Relay) forget(ctx context.Context) {
+	r.mu.Lock()
+	ids := r.acked
+	r.acked = nil
+	r.mu.Unlock()
+	if len(ids) == 0 {
+		return
+	}
+	if err := r.delete(ctx, ids); err != nil {
+		r.log.Warn("forget published messages; retrying", "n", len(ids), "err", err)
+		r.mu.Lock()
+		if len(r.acked)+len(ids) <= maxAcked {
+			r.acked = append(ids, r.acked...)
+		}
+		r.mu.Unlock()
 	}
 }

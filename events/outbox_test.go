@@ -234,20 +234,77 @@ func TestRelayConcurrentSendsForgetEveryPublishedMessage(t *testing.T) {
 		if ids := staged(t, db); len(ids) != 0 {
 			t.Errorf("outbox = %v after every Send returned, want empty", ids)
 		}
-		s, err := bus.JetStream().Stream(ctx, events.StreamIncidents)
-		if err != nil {
-			t.Fatal(err)
-		}
-		info, err := s.Info(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
+		stored := incidentsStored(t, bus)
 		want := 0
 		for _, m := range msgs {
 			want += len(m)
 		}
-		if info.State.Msgs != uint64(want) {
-			t.Errorf("stream holds %d messages, want the %d published", info.State.Msgs, want)
+		if stored != uint64(want) {
+			t.Errorf("stream holds %d messages, want the %d published", stored, want)
 		}
 	})
+}
+
+// While Run runs, Send leaves the DELETE to it: the outbox still empties
+// (without the sweeper publishing anything again), and what is pending when
+// Run stops is deleted on the way out.
+func TestRunningRelayForgetsPublishedMessagesTogether(t *testing.T) {
+	storagetest.Each(t, func(t *testing.T, db storage.DB) {
+		ctx := context.Background()
+		bus := newBus(t)
+		relay := events.NewRelay(db, bus, quiet)
+		runCtx, stop := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() { defer close(done); relay.Run(runCtx, time.Hour) }()
+		time.Sleep(20 * time.Millisecond) // let Run take over the DELETEs
+
+		now := time.Now()
+		const senders = 30
+		var wg sync.WaitGroup
+		for i := range senders {
+			m := message(t, "opened:in_r"+strconv.Itoa(i), "incidents.xinhua.medical.opened", time.Time{})
+			if err := events.Stage(ctx, db, now, m); err != nil {
+				t.Fatal(err)
+			}
+			wg.Go(func() { relay.Send(ctx, []events.Message{m}) })
+		}
+		wg.Wait()
+		deadline := time.Now().Add(5 * time.Second)
+		for len(staged(t, db)) > 0 && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond)
+		}
+		if ids := staged(t, db); len(ids) != 0 {
+			t.Fatalf("outbox = %v 5 s after the sends, want it emptied by the running relay", ids)
+		}
+
+		// Published just before shutdown: Run deletes it as it stops.
+		last := message(t, "opened:in_last", "incidents.xinhua.medical.opened", time.Time{})
+		if err := events.Stage(ctx, db, now, last); err != nil {
+			t.Fatal(err)
+		}
+		relay.Send(ctx, []events.Message{last})
+		stop()
+		<-done
+		if ids := staged(t, db); len(ids) != 0 {
+			t.Errorf("outbox = %v after Run stopped, want the last message forgotten too", ids)
+		}
+		if stored := incidentsStored(t, bus); stored != senders+1 {
+			t.Errorf("stream holds %d messages, want %d: each published once", stored, senders+1)
+		}
+	})
+}
+
+// incidentsStored is how many messages the INCIDENTS stream holds.
+func incidentsStored(t *testing.T, bus *events.Bus) uint64 {
+	t.Helper()
+	ctx := context.Background()
+	s, err := bus.JetStream().Stream(ctx, events.StreamIncidents)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return info.State.Msgs
 }

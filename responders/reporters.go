@@ -81,6 +81,26 @@ func (d *Dispatcher) HandleReported(ctx context.Context, ev events.Event) error 
 	if p.Detail.AlarmID == "" {
 		return nil
 	}
+	// Many presses need no text (no phone registered, or told already):
+	// look first without a write transaction, which on SQLite waits for
+	// the one writer (issue 8). The transaction below checks again.
+	var resident, phone string
+	err := d.DB.QueryRow(ctx, `SELECT r.id, r.phone FROM alarms a
+		JOIN residents r ON r.id = a.resident AND r.community_id = a.community_id WHERE a.id = $1`, p.Detail.AlarmID).
+		Scan(&resident, &phone)
+	if errors.Is(err, storage.ErrNoRows) || (err == nil && phone == "") {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("resident of %s: %w", p.Detail.AlarmID, err)
+	}
+	var seen int
+	if err := d.DB.QueryRow(ctx, `SELECT COUNT(*) FROM sms_outbox WHERE dedup_key = $1`, "received:"+p.ID+":"+resident).Scan(&seen); err != nil {
+		return err
+	}
+	if seen > 0 {
+		return nil
+	}
 	return d.tx(ctx, func(q storage.Querier, now time.Time) ([]events.Message, error) {
 		var resident, phone, locale, alarmKey, address string
 		err := q.QueryRow(ctx, `SELECT r.id, r.phone, r.locale, a.idem_key, a.address FROM alarms a

@@ -7,12 +7,92 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync"
+	"time"
 
 	_ "modernc.org/sqlite" // registers the pure-Go "sqlite" driver
 )
 
 type sqliteDB struct {
+	db    *sql.DB
+	stmts *stmtCache
+	// writes feeds the writer goroutine (sqlitewriter.go); closed ends
+	// it, and writerDone says it has ended.
+	writes     chan *writeReq
+	closed     chan struct{}
+	writerDone chan struct{}
+	closeOnce  sync.Once
+}
+
+// isRead reports whether q only reads, so it need not wait for the
+// writer: WAL readers never block.
+func isRead(q string) bool {
+	q = strings.TrimLeft(q, " \t\r\n(")
+	return len(q) >= 6 && strings.EqualFold(q[:6], "select")
+}
+
+// stmtCache keeps statements prepared: modernc's driver otherwise parses
+// and plans every statement on every call, which was 16 % of the process's
+// CPU under load (issue 8). database/sql prepares a cached statement once
+// per connection and reuses it, in transactions too.
+//
+// A statement is prepared in the background the first time it is seen, and
+// runs unprepared until then: preparing needs a free connection, and a
+// transaction waiting for one while holding its own could starve the pool.
+type stmtCache struct {
 	db *sql.DB
+	mu sync.Mutex
+	m  map[string]*sql.Stmt // nil value: being prepared
+}
+
+// maxCachedStmts bounds the cache: statements built with a varying number
+// of placeholders (IN lists) beyond it are run unprepared.
+const maxCachedStmts = 512
+
+func (c *stmtCache) get(q string) *sql.Stmt {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil {
+		return nil // closed
+	}
+	if st, ok := c.m[q]; ok || len(c.m) >= maxCachedStmts {
+		return st
+	}
+	c.m[q] = nil
+	go c.prepare(q)
+	return nil
+}
+
+func (c *stmtCache) prepare(q string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	st, err := c.db.PrepareContext(ctx, q)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch {
+	case c.m == nil: // closed meanwhile
+		if err == nil {
+			st.Close()
+		}
+	case err != nil:
+		// Keep running it unprepared; its own error reaches its caller.
+		// Not retried: a statement that cannot be prepared is a bug or
+		// a schema not migrated yet, and neither is worth a retry loop.
+	default:
+		c.m[q] = st
+	}
+}
+
+func (c *stmtCache) close() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, st := range c.m {
+		if st != nil {
+			st.Close()
+		}
+	}
+	c.m = nil
 }
 
 func openSQLite(ctx context.Context, dataDir string) (*sqliteDB, error) {
@@ -25,7 +105,8 @@ func openSQLite(ctx context.Context, dataDir string) (*sqliteDB, error) {
 func openSQLiteFile(ctx context.Context, path string) (*sqliteDB, error) {
 	// synchronous=FULL: an alarm committed here must survive a power cut.
 	// _txlock=immediate: write transactions take the lock at BEGIN, and
-	// busy_timeout makes concurrent writers queue instead of failing.
+	// busy_timeout makes writers of other processes (the CLI) queue
+	// instead of failing; this process's own writers queue in writeLoop.
 	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)" +
 		"&_pragma=busy_timeout(10000)&_pragma=foreign_keys(ON)&_txlock=immediate"
 	db, err := sql.Open("sqlite", dsn)
@@ -37,39 +118,76 @@ func openSQLiteFile(ctx context.Context, path string) (*sqliteDB, error) {
 		db.Close()
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
 	}
-	return &sqliteDB{db: db}, nil
+	d := &sqliteDB{db: db, stmts: &stmtCache{db: db, m: map[string]*sql.Stmt{}},
+		writes: make(chan *writeReq), closed: make(chan struct{}), writerDone: make(chan struct{})}
+	go d.writeLoop()
+	return d, nil
 }
 
 func (d *sqliteDB) Dialect() string { return "sqlite" }
-func (d *sqliteDB) Close()          { d.db.Close() }
+func (d *sqliteDB) Close() {
+	d.closeOnce.Do(func() {
+		close(d.closed)
+		<-d.writerDone
+		d.stmts.close()
+		d.db.Close()
+	})
+}
 
 func (d *sqliteDB) Ping(ctx context.Context) error { return d.db.PingContext(ctx) }
 
 func (d *sqliteDB) Exec(ctx context.Context, q string, args ...any) (int64, error) {
-	return sqlExec(ctx, d.db, q, args...)
+	var n int64
+	err := d.write(ctx, func(tx Querier) error {
+		var err error
+		n, err = tx.Exec(ctx, q, args...)
+		return err
+	})
+	return n, err
 }
 
 func (d *sqliteDB) Query(ctx context.Context, q string, args ...any) (Rows, error) {
-	return sqlQuery(ctx, d.db, q, args...)
+	if isRead(q) {
+		return sqlQuery(ctx, d.conn(q), q, args...)
+	}
+	// A write with RETURNING runs in the writer's turn, and its rows
+	// cannot outlive it. Nothing needs this; QueryRow can.
+	return nil, fmt.Errorf("sqlite: run writing multi-row queries in InTx: %.40s", q)
 }
 
 func (d *sqliteDB) QueryRow(ctx context.Context, q string, args ...any) Row {
-	return sqlRow{d.db.QueryRowContext(ctx, q, args...)}
+	if isRead(q) {
+		return sqlRow{d.conn(q).QueryRowContext(ctx, q, args...)}
+	}
+	return writeRow{d: d, ctx: ctx, q: q, args: args}
 }
 
+// conn returns the cached prepared statement for q, or the pool.
+func (d *sqliteDB) conn(q string) sqlConn {
+	if st := d.stmts.get(q); st != nil {
+		return preparedConn{st}
+	}
+	return d.db
+}
+
+// writeRow runs a single-row write (INSERT … RETURNING) in its turn when
+// scanned.
+type writeRow struct {
+	d    *sqliteDB
+	ctx  context.Context
+	q    string
+	args []any
+}
+
+func (r writeRow) Scan(dest ...any) error {
+	return r.d.InTx(r.ctx, func(tx Querier) error {
+		return tx.QueryRow(r.ctx, r.q, r.args...).Scan(dest...)
+	})
+}
+
+// InTx runs fn in the writer's next group (sqlitewriter.go).
 func (d *sqliteDB) InTx(ctx context.Context, fn func(Querier) error) error {
-	tx, err := d.db.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("begin: %w", err)
-	}
-	if err := fn(sqlTx{tx}); err != nil {
-		_ = tx.Rollback()
-		return err
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("commit: %w", err)
-	}
-	return nil
+	return d.write(ctx, fn)
 }
 
 // sqlConn is what *sql.DB and *sql.Tx have in common.
@@ -95,18 +213,57 @@ func sqlQuery(ctx context.Context, c sqlConn, q string, args ...any) (Rows, erro
 	return sqlRows{rows}, nil
 }
 
-type sqlTx struct{ tx *sql.Tx }
+// preparedConn runs a prepared statement through the sqlConn methods; the
+// query text it is given is the statement's own.
+type preparedConn struct{ st *sql.Stmt }
+
+func (p preparedConn) ExecContext(ctx context.Context, _ string, args ...any) (sql.Result, error) {
+	return p.st.ExecContext(ctx, args...)
+}
+
+func (p preparedConn) QueryContext(ctx context.Context, _ string, args ...any) (*sql.Rows, error) {
+	return p.st.QueryContext(ctx, args...)
+}
+
+func (p preparedConn) QueryRowContext(ctx context.Context, _ string, args ...any) *sql.Row {
+	return p.st.QueryRowContext(ctx, args...)
+}
+
+// sqlTx is the writer's shared transaction as one member sees it.
+type sqlTx struct {
+	tx    *sql.Tx
+	stmts *stmtCache
+}
 
 func (t sqlTx) Exec(ctx context.Context, q string, args ...any) (int64, error) {
-	return sqlExec(ctx, t.tx, q, args...)
+	ctx = t.ctx(ctx)
+	return sqlExec(ctx, t.conn(ctx, q), q, args...)
 }
 
 func (t sqlTx) Query(ctx context.Context, q string, args ...any) (Rows, error) {
-	return sqlQuery(ctx, t.tx, q, args...)
+	ctx = t.ctx(ctx)
+	return sqlQuery(ctx, t.conn(ctx, q), q, args...)
 }
 
 func (t sqlTx) QueryRow(ctx context.Context, q string, args ...any) Row {
-	return sqlRow{t.tx.QueryRowContext(ctx, q, args...)}
+	ctx = t.ctx(ctx)
+	return sqlRow{t.conn(ctx, q).QueryRowContext(ctx, q, args...)}
+}
+
+// ctx keeps a member's cancelled context from interrupting a statement:
+// SQLite may then roll back the whole shared transaction, every member's
+// work. A member runs to its end once started.
+func (t sqlTx) ctx(ctx context.Context) context.Context {
+	return context.WithoutCancel(ctx)
+}
+
+// conn returns q's cached statement bound to this transaction's
+// connection (prepared there once, then reused), or the transaction.
+func (t sqlTx) conn(ctx context.Context, q string) sqlConn {
+	if st := t.stmts.get(q); st != nil {
+		return preparedConn{t.tx.StmtContext(ctx, st)}
+	}
+	return t.tx
 }
 
 type sqlRows struct{ *sql.Rows }

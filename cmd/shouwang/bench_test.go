@@ -57,7 +57,7 @@ func TestBenchCommandReportsEveryScenario(t *testing.T) {
 	start := time.Now()
 	err := benchCmd(context.Background(), []string{"--responders", "200", "--rates", "10,20", "--duration", "1s",
 		"--scenario", "all", "--masscall", "20", "--twilio-rps", "50", "--storm-presses", "100", "--storm-window", "1s",
-		"--workers", "8", "--json", "--plot", plot}, &out, &errOut)
+		"--workers", "8", "--settle", "0s", "--json", "--plot", plot}, &out, &errOut)
 	if err != nil {
 		t.Fatalf("bench: %v\n%s", err, errOut.String())
 	}
