@@ -15,20 +15,37 @@ import (
 // Stage records messages in the same transaction as the state change that
 // caused them. Once the transaction commits they will be published, even if
 // this process dies before it publishes them itself (the Relay sweeps).
+// Several messages go in one statement: a statement each was a good part
+// of a plan run's transaction (issue 8).
 func Stage(ctx context.Context, q storage.Querier, now time.Time, msgs ...Message) error {
-	for _, m := range msgs {
-		var nb int64
-		if !m.NotBefore.IsZero() {
-			nb = m.NotBefore.UnixMilli()
+	for len(msgs) > 0 {
+		chunk := msgs[:min(len(msgs), stageChunk)]
+		msgs = msgs[len(chunk):]
+		var sql strings.Builder
+		sql.WriteString(`INSERT INTO event_outbox (id, subject, data, not_before, created_at) VALUES `)
+		args := make([]any, 0, 5*len(chunk))
+		for i, m := range chunk {
+			var nb int64
+			if !m.NotBefore.IsZero() {
+				nb = m.NotBefore.UnixMilli()
+			}
+			if i > 0 {
+				sql.WriteString(", ")
+			}
+			n := len(args)
+			fmt.Fprintf(&sql, "($%d, $%d, $%d, $%d, $%d)", n+1, n+2, n+3, n+4, n+5)
+			args = append(args, m.ID, m.Subject, string(m.Data), nb, now.UnixMilli())
 		}
-		if _, err := q.Exec(ctx, `INSERT INTO event_outbox (id, subject, data, not_before, created_at)
-			VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO NOTHING`,
-			m.ID, m.Subject, string(m.Data), nb, now.UnixMilli()); err != nil {
-			return fmt.Errorf("stage %s: %w", m.ID, err)
+		sql.WriteString(` ON CONFLICT (id) DO NOTHING`)
+		if _, err := q.Exec(ctx, sql.String(), args...); err != nil {
+			return fmt.Errorf("stage %s (and %d more): %w", chunk[0].ID, len(chunk)-1, err)
 		}
 	}
 	return nil
 }
+
+// stageChunk bounds the messages of one INSERT (five parameters each).
+const stageChunk = 100
 
 // Publisher is the part of the bus the relay needs.
 type Publisher interface {

@@ -68,10 +68,16 @@ type Intake struct {
 	Now   func() time.Time
 	// Metrics counts alarms opened and joined; nil counts nothing.
 	Metrics *metrics.Set
+
+	group intakeGroup
 }
 
 // Handle correlates one alarm: it joins an open incident as a report or
 // opens a new incident. It is idempotent on the alarm id.
+//
+// Alarms handled at the same moment share one transaction (see group):
+// in a storm every press of a fire waits for the same correlation lock, and
+// a commit each held it for a WAL flush each (issue 8).
 func (h *Intake) Handle(ctx context.Context, ev events.Event) error {
 	var a Alarm
 	if err := ev.Decode(&a); err != nil {
@@ -81,70 +87,101 @@ func (h *Intake) Handle(ctx context.Context, ev events.Event) error {
 	if !ok {
 		return events.Permanent(fmt.Errorf("alarm %s: unknown type %q", a.ID, a.Type))
 	}
-	now := h.Now()
-	var staged []events.Message
-	var outcome, incident string // set when this delivery committed the alarm
-	err := h.DB.InTx(ctx, func(q storage.Querier) error {
-		staged, outcome, incident = nil, "", ""
-		where := a.Location
-		if !a.HasLocation {
-			p, err := communityCentre(ctx, q, a.Community)
-			if err != nil {
-				return err
-			}
-			where = p
-		}
-		n, err := q.Exec(ctx, `INSERT INTO alarms (id, community_id, resident, idem_key, type, lat, lng, has_location,
-			address, note, drill, received_at, processed_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
-			ON CONFLICT (id) DO NOTHING`,
-			a.ID, a.Community, a.Resident, a.Key, a.Type, where.Lat, where.Lng, a.HasLocation, a.Address, a.Note,
-			a.Drill, a.ReceivedAt.UnixMilli(), now.UnixMilli())
-		if err != nil {
-			return fmt.Errorf("record alarm %s: %w", a.ID, err)
-		}
-		if n == 0 {
-			return nil // seen before: its incident and events were committed with it
-		}
-		// One correlation at a time per community and type, across replicas.
-		if _, err := q.Exec(ctx, `INSERT INTO correlation_locks (community_id, type, n) VALUES ($1, $2, 1)
-			ON CONFLICT (community_id, type) DO UPDATE SET n = correlation_locks.n + 1`, a.Community, a.Type); err != nil {
-			return fmt.Errorf("correlation lock: %w", err)
-		}
-		near, ok, err := correlateOpen(ctx, q, a, where, it.Correlation)
-		if err != nil {
-			return err
-		}
-		if ok {
-			m, joined, err := attach(ctx, q, near, a, now)
-			if err != nil {
-				return err
-			}
-			if joined {
-				staged = append(staged, m)
-				outcome, incident = metrics.AlarmJoined, near.ID
-				return nil
-			}
-			// Closed since the read above: the alarm opens a new incident.
-		}
-		m, err := open1(ctx, q, it, a, where, now)
-		staged = append(staged, m)
-		outcome, incident = metrics.AlarmOpened, openedID(a)
-		return err
-	})
+	r, err := h.group.run(ctx, h, intakeItem{alarm: a, typ: it})
 	if err != nil {
 		if errors.Is(err, errdefs.ErrNotFound) {
 			return events.Permanent(err)
 		}
 		return err
 	}
-	if outcome != "" {
+	if r.outcome != "" {
 		if !a.Drill { // drills stay out of live statistics
-			h.Metrics.AlarmProcessed(a.Type, outcome)
+			h.Metrics.AlarmProcessed(a.Type, r.outcome)
 		}
-		h.Log.Info("alarm correlated", "alarm", a.ID, "incident", incident, "outcome", outcome, "type", a.Type, "community", a.Community)
+		h.Log.Info("alarm correlated", "alarm", a.ID, "incident", r.incident, "outcome", r.outcome, "type", a.Type, "community", a.Community)
 	}
-	h.Relay.Send(ctx, staged)
+	h.Relay.Send(ctx, r.staged)
 	return nil
+}
+
+// intakeItem is one alarm waiting for a transaction, and what became of it.
+type intakeItem struct {
+	alarm Alarm
+	typ   events.IncidentType
+}
+
+type intakeResult struct {
+	staged            []events.Message
+	outcome, incident string // set when this delivery committed the alarm
+}
+
+// process correlates one alarm inside q. It stages nothing: the caller
+// stages every alarm's messages of the transaction in one statement. held
+// lists the correlation locks this transaction holds already.
+func (h *Intake) process(ctx context.Context, q storage.Querier, a Alarm, it events.IncidentType, now time.Time,
+	held map[string]bool) (intakeResult, error) {
+	var r intakeResult
+	where := a.Location
+	if !a.HasLocation {
+		p, err := communityCentre(ctx, q, a.Community)
+		if err != nil {
+			return r, err
+		}
+		where = p
+	}
+	n, err := q.Exec(ctx, `INSERT INTO alarms (id, community_id, resident, idem_key, type, lat, lng, has_location,
+		address, note, drill, received_at, processed_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+		ON CONFLICT (id) DO NOTHING`,
+		a.ID, a.Community, a.Resident, a.Key, a.Type, where.Lat, where.Lng, a.HasLocation, a.Address, a.Note,
+		a.Drill, a.ReceivedAt.UnixMilli(), now.UnixMilli())
+	if err != nil {
+		return r, fmt.Errorf("record alarm %s: %w", a.ID, err)
+	}
+	if n == 0 {
+		return r, nil // seen before: its incident and events were committed with it
+	}
+	// One correlation at a time per community and type, across replicas;
+	// held until the transaction ends.
+	if lock := a.Community + "\x00" + a.Type; !held[lock] {
+		if _, err := q.Exec(ctx, `INSERT INTO correlation_locks (community_id, type, n) VALUES ($1, $2, 1)
+			ON CONFLICT (community_id, type) DO UPDATE SET n = correlation_locks.n + 1`, a.Community, a.Type); err != nil {
+			return r, fmt.Errorf("correlation lock: %w", err)
+		}
+		held[lock] = true
+	}
+	near, ok, err := correlateOpen(ctx, q, a, where, it.Correlation)
+	if err != nil {
+		return r, err
+	}
+	if ok {
+		m, joined, err := attach(ctx, q, near, a, now)
+		if err != nil {
+			return r, err
+		}
+		if joined {
+			return intakeResult{staged: []events.Message{m}, outcome: metrics.AlarmJoined, incident: near.ID}, nil
+		}
+		// Closed since the read above: the alarm opens a new incident.
+	}
+	m, err := open1(ctx, q, it, a, where, now)
+	if err != nil {
+		return r, err
+	}
+	return intakeResult{staged: []events.Message{m}, outcome: metrics.AlarmOpened, incident: openedID(a)}, nil
+}
+
+// alone correlates one alarm in a transaction of its own.
+func (h *Intake) alone(ctx context.Context, item intakeItem) (intakeResult, error) {
+	var r intakeResult
+	err := h.DB.InTx(ctx, func(q storage.Querier) error {
+		now := h.Now()
+		var err error
+		if r, err = h.process(ctx, q, item.alarm, item.typ, now, map[string]bool{}); err != nil {
+			return err
+		}
+		return events.Stage(ctx, q, now, r.staged...)
+	})
+	return r, err
 }
 
 // pressDetail is what the timeline keeps of a press: the dispatcher reads
@@ -205,7 +242,8 @@ func correlateOpen(ctx context.Context, q storage.Querier, a Alarm, where geo.Po
 	return near[i], true, nil
 }
 
-// attach counts the alarm as a report of incident in. It changes only the
+// attach counts the alarm as a report of incident in; the caller stages
+// the message it returns. It changes only the
 // report count and time, in one statement, so it cannot undo what a
 // dispatcher changed since in was read (status, waves, acceptances; the
 // old read-modify-write of the whole row could). Reports cannot have
@@ -238,7 +276,7 @@ func attach(ctx context.Context, q storage.Querier, in Incident, a Alarm, now ti
 	if err != nil {
 		return events.Message{}, false, err
 	}
-	return m, true, events.Stage(ctx, q, now, m)
+	return m, true, nil
 }
 
 // openedID is the id of the incident an alarm opens. It is derived from the
@@ -249,6 +287,8 @@ func openedID(a Alarm) string { return OpenedID(a.ID) }
 // opens one (a press may join an open incident instead).
 func OpenedID(alarmID string) string { return "in_" + alarmID[3:] }
 
+// open1 opens an incident for the alarm; the caller stages the message it
+// returns.
 func open1(ctx context.Context, q storage.Querier, it events.IncidentType, a Alarm, where geo.Point, now time.Time) (events.Message, error) {
 	if a.Severity != 0 {
 		it.Severity = a.Severity
@@ -273,9 +313,5 @@ func open1(ctx context.Context, q storage.Querier, it events.IncidentType, a Ala
 	if err := Record(ctx, q, "opened:"+in.ID, in.ID, now, events.IncidentOpened, a.Resident, detail); err != nil {
 		return events.Message{}, err
 	}
-	m, err := Event(in, events.IncidentOpened, in.ID, a.Resident, now, detail)
-	if err != nil {
-		return events.Message{}, err
-	}
-	return m, events.Stage(ctx, q, now, m)
+	return Event(in, events.IncidentOpened, in.ID, a.Resident, now, detail)
 }

@@ -545,3 +545,51 @@ func TestTimelineIsOrderedAndIdempotent(t *testing.T) {
 		}
 	})
 }
+
+// Presses handled at the same moment share a transaction (a storm holds
+// the correlation lock once, not once a press): the outcome is what
+// separate transactions would give, and a press that cannot be handled
+// fails alone.
+func TestIntakeStormSharesTransactionsAndIsolatesABadPress(t *testing.T) {
+	storagetest.Each(t, func(t *testing.T, db storage.DB) {
+		f := newFixture(t, db)
+		const n = 60
+		var evs []events.Event
+		for i := range n {
+			p := geo.Offset(centre, float64(i%7)*10, float64(i%5)*10)
+			evs = append(evs, f.press(t, "xinhua", fmt.Sprintf("resident-%d", i), "k", "fire", &p))
+		}
+		// No location and a community that does not exist: no centre to use.
+		bad := f.press(t, "nowhere", "resident-x", "k", "fire", nil)
+		all := append([]events.Event{}, evs...)
+		all = append(all[:n/2], append([]events.Event{bad}, all[n/2:]...)...)
+		var wg sync.WaitGroup
+		errs := make([]error, len(all))
+		for i, ev := range all {
+			wg.Go(func() { errs[i] = f.intake.Handle(context.Background(), ev) })
+		}
+		wg.Wait()
+		for i, err := range errs {
+			if all[i].ID == bad.ID {
+				if !errors.Is(err, errdefs.ErrNotFound) {
+					t.Errorf("bad press: err = %v, want its community not found", err)
+				}
+				continue
+			}
+			if err != nil {
+				t.Errorf("press %d: %v", i, err)
+			}
+		}
+		list := f.list(t, incidents.Filter{Community: "xinhua"})
+		if len(list) != 1 || list[0].Reports != n {
+			t.Fatalf("incidents = %+v, want one with %d reports", list, n)
+		}
+		var alarms int
+		if err := db.QueryRow(context.Background(), `SELECT COUNT(*) FROM alarms WHERE incident_id = $1`, list[0].ID).Scan(&alarms); err != nil || alarms != n {
+			t.Errorf("alarms of the incident = %d, %v; want %d", alarms, err, n)
+		}
+		if pub := f.published(t); len(pub) != n {
+			t.Errorf("published %d incident events, want %d", len(pub), n)
+		}
+	})
+}

@@ -149,16 +149,8 @@ func (r *Runner) activate(ctx context.Context, q storage.Querier, in incidents.I
 			duties = append(duties, d)
 		}
 	}
-	for _, d := range duties {
-		deps, _ := json.Marshal(d.DependsOn)
-		tl, _ := json.Marshal(d.Title)
-		ins, _ := json.Marshal(d.Instructions)
-		if _, err := q.Exec(ctx, `INSERT INTO duties (id, run_id, incident_id, community_id, step_id, seq, title, instructions,
-			assignee, resident_id, due_minutes, depends_on, status) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
-			d.ID, d.Run, d.Incident, d.Community, d.Step, d.Seq, string(tl), string(ins), d.Assignee, d.Resident, d.DueMinutes,
-			string(deps), d.Status); err != nil {
-			return nil, fmt.Errorf("duty %s: %w", d.ID, err)
-		}
+	if err := insertDuties(ctx, q, duties); err != nil {
+		return nil, err
 	}
 	detail := map[string]any{"plan": plan.ID, "version": plan.Version, "title": plan.Title.ZH, "duties": len(duties)}
 	if err := incidents.Record(ctx, q, "plan_activated:"+in.ID, in.ID, now, "plan_activated", "system", detail); err != nil {
@@ -175,6 +167,42 @@ func (r *Runner) activate(ctx context.Context, q storage.Querier, in incidents.I
 	r.Log.Info("plan activated", "incident", in.ID, "plan", plan.ID, "version", plan.Version, "duties", len(duties))
 	more, err := r.release(ctx, q, in, run, now)
 	return append(staged, more...), err
+}
+
+// insertDuties writes a run's duties, many to a statement: one statement
+// each was a fifth of a plan's start (issue 8).
+func insertDuties(ctx context.Context, q storage.Querier, duties []Duty) error {
+	const per, chunk = 13, 50 // parameters a duty; duties a statement
+	for len(duties) > 0 {
+		part := duties[:min(len(duties), chunk)]
+		duties = duties[len(part):]
+		var sql strings.Builder
+		sql.WriteString(`INSERT INTO duties (id, run_id, incident_id, community_id, step_id, seq, title, instructions,
+			assignee, resident_id, due_minutes, depends_on, status) VALUES `)
+		args := make([]any, 0, per*len(part))
+		for i, d := range part {
+			deps, _ := json.Marshal(d.DependsOn)
+			tl, _ := json.Marshal(d.Title)
+			ins, _ := json.Marshal(d.Instructions)
+			if i > 0 {
+				sql.WriteString(", ")
+			}
+			sql.WriteString("(")
+			for j := range per {
+				if j > 0 {
+					sql.WriteString(", ")
+				}
+				fmt.Fprintf(&sql, "$%d", len(args)+j+1)
+			}
+			sql.WriteString(")")
+			args = append(args, d.ID, d.Run, d.Incident, d.Community, d.Step, d.Seq, string(tl), string(ins), d.Assignee, d.Resident,
+				d.DueMinutes, string(deps), d.Status)
+		}
+		if _, err := q.Exec(ctx, sql.String(), args...); err != nil {
+			return fmt.Errorf("duties %s (and %d more): %w", part[0].ID, len(part)-1, err)
+		}
+	}
+	return nil
 }
 
 // release assigns every pending duty of a run whose steps it depends on

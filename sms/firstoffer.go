@@ -3,6 +3,7 @@ package sms
 import (
 	"context"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/shouwang/shouwang/incidents"
@@ -19,6 +20,9 @@ func (s *Sender) firstOffers(ctx context.Context, texts []Queued, sentAt time.Ti
 			continue
 		}
 		seen[t.Incident] = true
+		if s.FirstMarked.has(t.Incident) {
+			continue
+		}
 		var since time.Duration
 		var first bool
 		err := retryDB(ctx, func() (err error) {
@@ -29,8 +33,45 @@ func (s *Sender) firstOffers(ctx context.Context, texts []Queued, sentAt time.Ti
 			s.Log.Warn("first offer of an incident not recorded", "incident", t.Incident, "err", err)
 			continue
 		}
+		s.FirstMarked.add(t.Incident)
 		if first {
 			s.Metrics.AlarmToOfferSMS(since)
 		}
 	}
+}
+
+// FirstMarked remembers incidents whose first offer text was recorded, so
+// the later offers of the same incident skip the write: two of the three
+// offer texts of a medical alarm, a write each (issue 8). The database
+// stays the judge: an incident forgotten, or marked by another replica,
+// costs only an insert that changes nothing. A nil *FirstMarked
+// remembers nothing.
+type FirstMarked struct {
+	mu  sync.Mutex
+	set map[string]struct{}
+}
+
+// maxMarked bounds the memory; past it the set starts again.
+const maxMarked = 10_000
+
+func (m *FirstMarked) has(incident string) bool {
+	if m == nil {
+		return false
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	_, ok := m.set[incident]
+	return ok
+}
+
+func (m *FirstMarked) add(incident string) {
+	if m == nil {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.set == nil || len(m.set) >= maxMarked {
+		m.set = make(map[string]struct{})
+	}
+	m.set[incident] = struct{}{}
 }

@@ -59,6 +59,9 @@ type Sender struct {
 	// Metrics counts texts by status and times the first offer of each
 	// incident; nil counts nothing.
 	Metrics *metrics.Set
+	// FirstMarked saves the first-offer write for an incident's later
+	// offers; nil writes for every offer text.
+	FirstMarked *FirstMarked
 }
 
 // Handle sends one queued text or call. A text already sent is not sent

@@ -44,6 +44,10 @@ type stmtCache struct {
 	db *sql.DB
 	mu sync.Mutex
 	m  map[string]*sql.Stmt // nil value: being prepared
+	// preparing counts background prepares, which close waits for: one
+	// still opening a connection after Close would recreate the WAL files
+	// in a directory being removed.
+	preparing sync.WaitGroup
 }
 
 // maxCachedStmts bounds the cache: statements built with a varying number
@@ -60,11 +64,13 @@ func (c *stmtCache) get(q string) *sql.Stmt {
 		return st
 	}
 	c.m[q] = nil
+	c.preparing.Add(1)
 	go c.prepare(q)
 	return nil
 }
 
 func (c *stmtCache) prepare(q string) {
+	defer c.preparing.Done()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	st, err := c.db.PrepareContext(ctx, q)
@@ -86,13 +92,15 @@ func (c *stmtCache) prepare(q string) {
 
 func (c *stmtCache) close() {
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	for _, st := range c.m {
+	m := c.m
+	c.m = nil // from now on, prepares close what they made
+	c.mu.Unlock()
+	c.preparing.Wait()
+	for _, st := range m {
 		if st != nil {
 			st.Close()
 		}
 	}
-	c.m = nil
 }
 
 func openSQLite(ctx context.Context, dataDir string) (*sqliteDB, error) {

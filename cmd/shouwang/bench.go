@@ -595,6 +595,7 @@ func (b *bench) start(ctx context.Context, smsRate float64, twilioRPS int, first
 		return err
 	}
 	b.svc, b.base = svc, "http://"+svc.Addr
+	started := time.Since(t0)
 	// Start-up work is not what the scenarios measure: the match index
 	// loads the registry (and reconciles what was changed meanwhile, all of
 	// a fresh seeding), which took about 2 s of CPU for 100,000 responders
@@ -604,7 +605,7 @@ func (b *bench) start(ctx context.Context, smsRate float64, twilioRPS int, first
 	}
 	time.Sleep(b.o.Settle)
 	if first {
-		b.rep.StartSeconds = round3(time.Since(t0).Seconds())
+		b.rep.StartSeconds = round3(started.Seconds())
 		// What the seeding left behind is garbage; measure what serving keeps.
 		debug.FreeOSMemory()
 		b.rep.RSSAfterStartMB = procStatusMB("VmRSS")
@@ -742,12 +743,18 @@ func (b *bench) alarms(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	for _, rate := range b.o.Rates {
+	for i, rate := range b.o.Rates {
 		n := b.o.Alarms
 		if n == 0 {
 			n = max(1, int(rate*b.o.Duration.Seconds()))
 		}
 		fmt.Fprintf(b.stderr, "alarms: %d at %g/s…\n", n, rate)
+		if i > 0 {
+			// A rate the service could not keep up with leaves texts
+			// queued (plan duties, later offers); the next rate would
+			// pay for them.
+			b.drain(ctx)
+		}
 		run, err := b.alarmRun(ctx, rate, n, tokens, subjects)
 		if err != nil {
 			return err
@@ -755,6 +762,34 @@ func (b *bench) alarms(ctx context.Context) error {
 		b.rep.Alarms = append(b.rep.Alarms, run)
 	}
 	return nil
+}
+
+// drain waits, for up to three minutes, until nothing is left to send:
+// no text waiting, and no incident whose plan has not started.
+func (b *bench) drain(ctx context.Context) {
+	deadline := time.Now().Add(3 * time.Minute)
+	quiet := 0
+	for time.Now().Before(deadline) && quiet < 2 {
+		// Texts not sent yet, and incidents whose plan has not started
+		// (their duty texts are not even queued).
+		var waiting int
+		if err := b.svc.DB.QueryRow(ctx, `SELECT (SELECT COUNT(*) FROM sms_outbox WHERE status IN ('pending', 'sending'))
+			+ (SELECT COUNT(*) FROM incidents i WHERE i.community_id = $1
+				AND NOT EXISTS (SELECT 1 FROM plan_runs p WHERE p.incident_id = i.id))`, b.community).Scan(&waiting); err != nil {
+			return
+		}
+		if waiting == 0 {
+			quiet++
+		} else {
+			quiet = 0
+			fmt.Fprintf(b.stderr, "  draining: %d texts and plans still to go\n", waiting)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(time.Second):
+		}
+	}
 }
 
 // alarmSpot is the i-th alarm's place: a 40 m grid over 10 km × 10 km

@@ -152,7 +152,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (svc *Service, err
 	sender := &sms.Sender{DB: s.DB, Provider: provider, Relay: relay, Log: log, Now: now,
 		Limiter: rate.NewLimiter(rate.Limit(cfg.SMSRate), 1), StatusCallback: statusCallback,
 		PublicURL: publicURL, Carrier: sms.Carrier{PerRecipientPerMinute: cfg.SMSPerRecipient, IdenticalWindow: cfg.SMSIdenticalWindow},
-		Metrics: s.Metrics}
+		Metrics: s.Metrics, FirstMarked: &sms.FirstMarked{}}
 	// Reminders have a sender of their own: one worker at a low pace that
 	// takes only the provider capacity live texts leave.
 	bulkRate := cfg.SMSBulkRate
@@ -170,7 +170,9 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (svc *Service, err
 		spec    events.ConsumerSpec
 		handler events.Handler
 	}{
-		{events.ConsumerSpec{Stream: events.StreamAlarms, Durable: "intake", Workers: 4}, intake.Handle},
+		// Presses handled together share a transaction (incidents.intakeGroup):
+		// more workers, larger groups in a storm.
+		{events.ConsumerSpec{Stream: events.StreamAlarms, Durable: "intake", Workers: 16}, intake.Handle},
 		{events.ConsumerSpec{Stream: events.StreamIncidents, Durable: "dispatch", Workers: 4,
 			Filters: []string{events.IncidentEventFilter(events.IncidentOpened)}}, s.Dispatcher.HandleIncident},
 		{events.ConsumerSpec{Stream: events.StreamTimers, Durable: "wave-timers", Workers: 4,
