@@ -34,8 +34,10 @@ func plotLatency(file string, rep *BenchReport) error {
 	}{
 		{"accept p50", func(r AlarmRun) float64 { return r.Accept.P50 }, color.RGBA{R: 31, G: 119, B: 180, A: 255}, false},
 		{"accept p99", func(r AlarmRun) float64 { return r.Accept.P99 }, color.RGBA{R: 31, G: 119, B: 180, A: 255}, true},
-		{"alarm→SMS p50", func(r AlarmRun) float64 { return r.ToSMS.P50 }, color.RGBA{R: 214, G: 39, B: 40, A: 255}, false},
-		{"alarm→SMS p99", func(r AlarmRun) float64 { return r.ToSMS.P99 }, color.RGBA{R: 214, G: 39, B: 40, A: 255}, true},
+		{"alarm→offer handed to sender p50", func(r AlarmRun) float64 { return r.Queued.P50 }, color.RGBA{R: 44, G: 160, B: 44, A: 255}, false},
+		{"alarm→offer handed to sender p99", func(r AlarmRun) float64 { return r.Queued.P99 }, color.RGBA{R: 44, G: 160, B: 44, A: 255}, true},
+		{"alarm→offer SMS at Twilio p50", func(r AlarmRun) float64 { return r.ToSMS.P50 }, color.RGBA{R: 214, G: 39, B: 40, A: 255}, false},
+		{"alarm→offer SMS at Twilio p99", func(r AlarmRun) float64 { return r.ToSMS.P99 }, color.RGBA{R: 214, G: 39, B: 40, A: 255}, true},
 	}
 	for _, s := range series {
 		pts := make(plotter.XYs, 0, len(runs))
