@@ -79,15 +79,7 @@ func FuzzPostAlarm(f *testing.F) {
 		req := httptest.NewRequest("POST", "/v1/alarms", bytes.NewReader(body))
 		req.Header.Set("Content-Type", "application/json")
 		req.Header.Set("Authorization", "Bearer "+token)
-		resp, err := app.Test(req, 10_000)
-		if err != nil {
-			t.Fatalf("request failed: %v", err)
-		}
-		defer resp.Body.Close()
-		raw, err := io.ReadAll(resp.Body)
-		if err != nil {
-			t.Fatalf("read answer: %v", err)
-		}
+		resp, raw := answer(t, app, req)
 		if resp.StatusCode >= 500 {
 			t.Fatalf("status %d for body %q: %s", resp.StatusCode, body, raw)
 		}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"sort"
@@ -39,15 +40,7 @@ func fetchDoc(t *testing.T, app *fiber.App, authorization string) []byte {
 	if authorization != "" {
 		req.Header.Set("Authorization", authorization)
 	}
-	resp, err := app.Test(req, 10_000)
-	if err != nil {
-		t.Fatalf("GET /v1/openapi.yaml: %v", err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatalf("read /v1/openapi.yaml: %v", err)
-	}
+	resp, body := answer(t, app, req)
 	if resp.StatusCode != 200 {
 		t.Fatalf("GET /v1/openapi.yaml (Authorization %q) = %d, want 200: %s", authorization, resp.StatusCode, body)
 	}
@@ -185,4 +178,19 @@ func openAPIPath(fiberPath string) (string, error) {
 		}
 	}
 	return b.String(), nil
+}
+
+// answer sends req to app and reads the whole answer.
+func answer(t *testing.T, app *fiber.App, req *http.Request) (*http.Response, []byte) {
+	t.Helper()
+	resp, err := app.Test(req, 10_000)
+	if err != nil {
+		t.Fatalf("%s %s: %v", req.Method, req.URL.Path, err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("read the answer to %s %s: %v", req.Method, req.URL.Path, err)
+	}
+	return resp, raw
 }

@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -21,23 +19,16 @@ func Stage(ctx context.Context, q storage.Querier, now time.Time, msgs ...Messag
 	for len(msgs) > 0 {
 		chunk := msgs[:min(len(msgs), stageChunk)]
 		msgs = msgs[len(chunk):]
-		var sql strings.Builder
-		sql.WriteString(`INSERT INTO event_outbox (id, subject, data, not_before, created_at) VALUES `)
 		args := make([]any, 0, 5*len(chunk))
-		for i, m := range chunk {
+		for _, m := range chunk {
 			var nb int64
 			if !m.NotBefore.IsZero() {
 				nb = m.NotBefore.UnixMilli()
 			}
-			if i > 0 {
-				sql.WriteString(", ")
-			}
-			n := len(args)
-			fmt.Fprintf(&sql, "($%d, $%d, $%d, $%d, $%d)", n+1, n+2, n+3, n+4, n+5)
 			args = append(args, m.ID, m.Subject, string(m.Data), nb, now.UnixMilli())
 		}
-		sql.WriteString(` ON CONFLICT (id) DO NOTHING`)
-		if _, err := q.Exec(ctx, sql.String(), args...); err != nil {
+		if _, err := q.Exec(ctx, `INSERT INTO event_outbox (id, subject, data, not_before, created_at) VALUES `+
+			storage.Tuples(len(chunk), 5)+` ON CONFLICT (id) DO NOTHING`, args...); err != nil {
 			return fmt.Errorf("stage %s (and %d more): %w", chunk[0].ID, len(chunk)-1, err)
 		}
 	}
@@ -138,12 +129,11 @@ func (r *Relay) delete(ctx context.Context, ids []string) error {
 	for len(ids) > 0 {
 		chunk := ids[:min(len(ids), forgetChunk)]
 		ids = ids[len(chunk):]
-		marks := make([]string, len(chunk))
 		args := make([]any, len(chunk))
 		for i, id := range chunk {
-			marks[i], args[i] = "$"+strconv.Itoa(i+1), id
+			args[i] = id
 		}
-		if _, err := r.db.Exec(ctx, `DELETE FROM event_outbox WHERE id IN (`+strings.Join(marks, ", ")+`)`, args...); err != nil {
+		if _, err := r.db.Exec(ctx, `DELETE FROM event_outbox WHERE id IN (`+storage.Marks(1, len(chunk))+`)`, args...); err != nil {
 			return fmt.Errorf("forget %d published messages: %w", len(chunk), err)
 		}
 	}

@@ -172,16 +172,32 @@ func (h *Intake) process(ctx context.Context, q storage.Querier, a Alarm, it eve
 
 // alone correlates one alarm in a transaction of its own.
 func (h *Intake) alone(ctx context.Context, item intakeItem) (intakeResult, error) {
-	var r intakeResult
+	rs, err := h.correlate(ctx, []intakeItem{item})
+	if err != nil {
+		return intakeResult{}, err
+	}
+	return rs[0], nil
+}
+
+// correlate correlates items one after another in one transaction and
+// stages all their messages in one statement.
+func (h *Intake) correlate(ctx context.Context, items []intakeItem) ([]intakeResult, error) {
+	results := make([]intakeResult, len(items))
 	err := h.DB.InTx(ctx, func(q storage.Querier) error {
 		now := h.Now()
-		var err error
-		if r, err = h.process(ctx, q, item.alarm, item.typ, now, map[string]bool{}); err != nil {
-			return err
+		held := map[string]bool{}
+		var staged []events.Message
+		for i, it := range items {
+			r, err := h.process(ctx, q, it.alarm, it.typ, now, held)
+			if err != nil {
+				return err
+			}
+			results[i] = r
+			staged = append(staged, r.staged...)
 		}
-		return events.Stage(ctx, q, now, r.staged...)
+		return events.Stage(ctx, q, now, staged...)
 	})
-	return r, err
+	return results, err
 }
 
 // pressDetail is what the timeline keeps of a press: the dispatcher reads

@@ -3,9 +3,6 @@ package incidents
 import (
 	"context"
 	"sync"
-
-	"github.com/shouwang/shouwang/events"
-	"github.com/shouwang/shouwang/storage"
 )
 
 // maxIntakeGroup bounds the alarms of one transaction.
@@ -92,24 +89,13 @@ func (g *intakeGroup) together(h *Intake, calls []*intakeCall) {
 		calls[0].done <- intakeOutcome{r: r, err: err}
 		return
 	}
-	results := make([]intakeResult, len(calls))
+	items := make([]intakeItem, len(calls))
+	for i, c := range calls {
+		items[i] = c.item
+	}
 	// The leader's context governs the shared transaction; a follower's
 	// own deadline is not checked inside it.
-	ctx := context.WithoutCancel(calls[0].ctx)
-	err := h.DB.InTx(ctx, func(q storage.Querier) error {
-		now := h.Now()
-		held := map[string]bool{}
-		var staged []events.Message
-		for i, c := range calls {
-			r, err := h.process(ctx, q, c.item.alarm, c.item.typ, now, held)
-			if err != nil {
-				return err
-			}
-			results[i] = r
-			staged = append(staged, r.staged...)
-		}
-		return events.Stage(ctx, q, now, staged...)
-	})
+	results, err := h.correlate(context.WithoutCancel(calls[0].ctx), items)
 	for i, c := range calls {
 		if err != nil {
 			c.done <- intakeOutcome{alone: true}

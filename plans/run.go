@@ -176,29 +176,16 @@ func insertDuties(ctx context.Context, q storage.Querier, duties []Duty) error {
 	for len(duties) > 0 {
 		part := duties[:min(len(duties), chunk)]
 		duties = duties[len(part):]
-		var sql strings.Builder
-		sql.WriteString(`INSERT INTO duties (id, run_id, incident_id, community_id, step_id, seq, title, instructions,
-			assignee, resident_id, due_minutes, depends_on, status) VALUES `)
 		args := make([]any, 0, per*len(part))
-		for i, d := range part {
+		for _, d := range part {
 			deps, _ := json.Marshal(d.DependsOn)
 			tl, _ := json.Marshal(d.Title)
 			ins, _ := json.Marshal(d.Instructions)
-			if i > 0 {
-				sql.WriteString(", ")
-			}
-			sql.WriteString("(")
-			for j := range per {
-				if j > 0 {
-					sql.WriteString(", ")
-				}
-				fmt.Fprintf(&sql, "$%d", len(args)+j+1)
-			}
-			sql.WriteString(")")
 			args = append(args, d.ID, d.Run, d.Incident, d.Community, d.Step, d.Seq, string(tl), string(ins), d.Assignee, d.Resident,
 				d.DueMinutes, string(deps), d.Status)
 		}
-		if _, err := q.Exec(ctx, sql.String(), args...); err != nil {
+		if _, err := q.Exec(ctx, `INSERT INTO duties (id, run_id, incident_id, community_id, step_id, seq, title, instructions,
+			assignee, resident_id, due_minutes, depends_on, status) VALUES `+storage.Tuples(len(part), per), args...); err != nil {
 			return fmt.Errorf("duties %s (and %d more): %w", part[0].ID, len(part)-1, err)
 		}
 	}

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -188,11 +187,9 @@ func respondersByID(ctx context.Context, q storage.Querier, ids []string, extra 
 	if len(ids) == 0 {
 		return nil, nil
 	}
-	marks := make([]string, len(ids))
 	args := make([]any, len(ids))
 	for i, id := range ids {
-		marks[i] = fmt.Sprintf("$%d", i+1)
 		args[i] = id
 	}
-	return queryResponders(ctx, q, `SELECT `+responderColumns+` FROM responders WHERE id IN (`+strings.Join(marks, ", ")+`)`+extra, args...)
+	return queryResponders(ctx, q, `SELECT `+responderColumns+` FROM responders WHERE id IN (`+storage.Marks(1, len(ids))+`)`+extra, args...)
 }

@@ -83,42 +83,30 @@ func (d *Dispatcher) HandleReported(ctx context.Context, ev events.Event) error 
 	}
 	// Many presses need no text (no phone registered, or told already):
 	// look first without a write transaction, which on SQLite waits for
-	// the one writer (issue 8). The transaction below checks again.
-	var resident, phone string
-	err := d.DB.QueryRow(ctx, `SELECT r.id, r.phone FROM alarms a
+	// the one writer (issue 8).
+	var resident, phone, locale, alarmKey, address string
+	err := d.DB.QueryRow(ctx, `SELECT r.id, r.phone, r.locale, a.idem_key, a.address FROM alarms a
 		JOIN residents r ON r.id = a.resident AND r.community_id = a.community_id WHERE a.id = $1`, p.Detail.AlarmID).
-		Scan(&resident, &phone)
+		Scan(&resident, &phone, &locale, &alarmKey, &address)
 	if errors.Is(err, storage.ErrNoRows) || (err == nil && phone == "") {
-		return nil
+		return nil // not registered, or no phone: the page shows the status instead
 	}
 	if err != nil {
 		return fmt.Errorf("resident of %s: %w", p.Detail.AlarmID, err)
 	}
-	var seen int
-	if err := d.DB.QueryRow(ctx, `SELECT COUNT(*) FROM sms_outbox WHERE dedup_key = $1`, "received:"+p.ID+":"+resident).Scan(&seen); err != nil {
+	key := "received:" + p.ID + ":" + resident
+	told := func(q storage.Querier) (bool, error) {
+		var seen int
+		err := q.QueryRow(ctx, `SELECT COUNT(*) FROM sms_outbox WHERE dedup_key = $1`, key).Scan(&seen)
+		return seen > 0, err
+	}
+	if done, err := told(d.DB); err != nil || done {
 		return err
 	}
-	if seen > 0 {
-		return nil
-	}
 	return d.tx(ctx, func(q storage.Querier, now time.Time) ([]events.Message, error) {
-		var resident, phone, locale, alarmKey, address string
-		err := q.QueryRow(ctx, `SELECT r.id, r.phone, r.locale, a.idem_key, a.address FROM alarms a
-			JOIN residents r ON r.id = a.resident AND r.community_id = a.community_id WHERE a.id = $1`, p.Detail.AlarmID).
-			Scan(&resident, &phone, &locale, &alarmKey, &address)
-		if errors.Is(err, storage.ErrNoRows) || (err == nil && phone == "") {
-			return nil, nil // not registered, or no phone: the page shows the status instead
-		}
-		if err != nil {
-			return nil, fmt.Errorf("resident of %s: %w", p.Detail.AlarmID, err)
-		}
-		key := "received:" + p.ID + ":" + resident
-		var seen int
-		if err := q.QueryRow(ctx, `SELECT COUNT(*) FROM sms_outbox WHERE dedup_key = $1`, key).Scan(&seen); err != nil {
+		// Again inside: another delivery may have told them meanwhile.
+		if done, err := told(q); err != nil || done {
 			return nil, err
-		}
-		if seen > 0 {
-			return nil, nil // told about this incident already
 		}
 		in, err := incidents.Get(ctx, q, p.ID)
 		if err != nil {

@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 )
 
@@ -88,4 +89,33 @@ func redactURL(u string) string {
 		userinfo = userinfo[:i] + ":***"
 	}
 	return u[:scheme+3] + userinfo + u[at:]
+}
+
+// Marks returns n numbered placeholders from $first, comma-separated, for
+// an IN list: Marks(1, 3) is "$1, $2, $3".
+func Marks(first, n int) string {
+	var b strings.Builder
+	for i := range n {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString("$")
+		b.WriteString(strconv.Itoa(first + i))
+	}
+	return b.String()
+}
+
+// Tuples returns the VALUES of a multi-row INSERT: rows tuples of per
+// placeholders, numbered from $1. Tuples(2, 3) is "($1, $2, $3), ($4, $5, $6)".
+func Tuples(rows, per int) string {
+	var b strings.Builder
+	for r := range rows {
+		if r > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString("(")
+		b.WriteString(Marks(r*per+1, per))
+		b.WriteString(")")
+	}
+	return b.String()
 }

@@ -74,3 +74,15 @@ func TestMigrateTwice(t *testing.T) {
 		}
 	})
 }
+
+func TestPlaceholders(t *testing.T) {
+	if got := storage.Marks(1, 3); got != "$1, $2, $3" {
+		t.Errorf("Marks(1, 3) = %q", got)
+	}
+	if got := storage.Marks(4, 1); got != "$4" {
+		t.Errorf("Marks(4, 1) = %q", got)
+	}
+	if got := storage.Tuples(2, 3); got != "($1, $2, $3), ($4, $5, $6)" {
+		t.Errorf("Tuples(2, 3) = %q", got)
+	}
+}
