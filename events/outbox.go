@@ -16,27 +16,22 @@ import (
 // Several messages go in one statement: a statement each was a good part
 // of a plan run's transaction (issue 8).
 func Stage(ctx context.Context, q storage.Querier, now time.Time, msgs ...Message) error {
-	for len(msgs) > 0 {
-		chunk := msgs[:min(len(msgs), stageChunk)]
-		msgs = msgs[len(chunk):]
-		args := make([]any, 0, 5*len(chunk))
-		for _, m := range chunk {
-			var nb int64
-			if !m.NotBefore.IsZero() {
-				nb = m.NotBefore.UnixMilli()
-			}
-			args = append(args, m.ID, m.Subject, string(m.Data), nb, now.UnixMilli())
+	for _, m := range msgs {
+		var nb int64
+		if !m.NotBefore.IsZero() {
+			nb = m.NotBefore.UnixMilli()
 		}
-		if _, err := q.Exec(ctx, `INSERT INTO event_outbox (id, subject, data, not_before, created_at) VALUES `+
-			storage.Tuples(len(chunk), 5)+` ON CONFLICT (id) DO NOTHING`, args...); err != nil {
-			return fmt.Errorf("stage %s (and %d more): %w", chunk[0].ID, len(chunk)-1, err)
+		if err := storage.Append(ctx, q, outboxRows, m.ID, m.Subject, string(m.Data), nb, now.UnixMilli()); err != nil {
+			return fmt.Errorf("stage %s: %w", m.ID, err)
 		}
 	}
 	return nil
 }
 
-// stageChunk bounds the messages of one INSERT (five parameters each).
-const stageChunk = 100
+// outboxRows are inserted when the staging transaction's function returns
+// (storage.Append): only the relay reads them, after the commit.
+var outboxRows = &storage.Appender{Insert: `INSERT INTO event_outbox (id, subject, data, not_before, created_at)`, Cols: 5,
+	Then: `ON CONFLICT (id) DO NOTHING`}
 
 // Publisher is the part of the bus the relay needs.
 type Publisher interface {

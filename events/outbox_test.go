@@ -19,23 +19,7 @@ var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
 func staged(t *testing.T, db storage.DB) []string {
 	t.Helper()
-	rows, err := db.Query(context.Background(), `SELECT id FROM event_outbox ORDER BY created_at, id`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
-	var ids []string
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			t.Fatal(err)
-		}
-		ids = append(ids, id)
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatal(err)
-	}
-	return ids
+	return storagetest.Strings(t, db, `SELECT id FROM event_outbox ORDER BY created_at, id`)
 }
 
 // onBus reads back the last message JetStream stored on subject.

@@ -93,13 +93,17 @@ func Record(ctx context.Context, q storage.Querier, id, incident string, at time
 			return fmt.Errorf("encode timeline detail: %w", err)
 		}
 	}
-	_, err := q.Exec(ctx, `INSERT INTO timeline (id, incident_id, at, kind, actor, detail) VALUES ($1, $2, $3, $4, $5, $6)
-		ON CONFLICT (id) DO NOTHING`, id, incident, at.UnixMilli(), kind, actor, string(raw))
-	if err != nil {
+	if err := storage.Append(ctx, q, timelineRows, id, incident, at.UnixMilli(), kind, actor, string(raw)); err != nil {
 		return fmt.Errorf("record %s on %s: %w", kind, incident, err)
 	}
 	return nil
 }
+
+// timelineRows are inserted when the recording transaction's function
+// returns (storage.Append): nothing reads an incident's timeline in the
+// transaction that adds to it.
+var timelineRows = &storage.Appender{Insert: `INSERT INTO timeline (id, incident_id, at, kind, actor, detail)`, Cols: 6,
+	Then: `ON CONFLICT (id) DO NOTHING`}
 
 // Timeline lists an incident's timeline, oldest first.
 func Timeline(ctx context.Context, q storage.Querier, incident string) ([]Entry, error) {

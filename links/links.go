@@ -49,12 +49,16 @@ func Issue(ctx context.Context, q storage.Querier, kind, target, community, loca
 		return "", err
 	}
 	token := base64.RawURLEncoding.EncodeToString(raw)
-	if _, err := q.Exec(ctx, `INSERT INTO links (hash, kind, target, community_id, locale, created_at, expires_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7)`, hash(token), kind, target, community, locale, now.UnixMilli(), expires.UnixMilli()); err != nil {
+	if err := storage.Append(ctx, q, linkRows, hash(token), kind, target, community, locale, now.UnixMilli(), expires.UnixMilli()); err != nil {
 		return "", fmt.Errorf("store %s link for %s: %w", kind, target, err)
 	}
 	return token, nil
 }
+
+// linkRows are inserted when the issuing transaction's function returns
+// (storage.Append): a link is followed only once its text is out, long
+// after the commit.
+var linkRows = &storage.Appender{Insert: `INSERT INTO links (hash, kind, target, community_id, locale, created_at, expires_at)`, Cols: 7}
 
 // Resolve finds what a token stands for. An unknown token is ErrNotFound; a
 // known one past its expiry is ErrExpired (with the link, so the page can

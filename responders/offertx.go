@@ -16,6 +16,9 @@ type offerTx struct {
 	changes map[string]int // outcome → offers
 }
 
+// Unwrap lets storage.Append find the transaction underneath.
+func (t *offerTx) Unwrap() storage.Querier { return t.Querier }
+
 // noteOffers notes n offers of in reaching outcome in the transaction q.
 // Every Dispatcher method runs in d.tx, so q is an *offerTx. Drills are
 // left out: they must not move live statistics.

@@ -171,7 +171,8 @@ func Get(ctx context.Context, q storage.Querier, id string) (Queued, error) {
 
 // ListFor lists the texts queued for an incident, oldest first.
 func ListFor(ctx context.Context, q storage.Querier, incident string) ([]Queued, error) {
-	rows, err := q.Query(ctx, `SELECT `+queuedColumns+` FROM sms_outbox WHERE incident_id = $1 ORDER BY created_at, id`, incident)
+	rows, err := q.Query(ctx, `SELECT `+queuedColumns+` FROM sms_outbox WHERE incident_id = $1 AND incident_id <> ''
+		ORDER BY created_at, id`, incident)
 	if err != nil {
 		return nil, fmt.Errorf("texts of %s: %w", incident, err)
 	}
@@ -260,7 +261,7 @@ func recordStatus(ctx context.Context, db storage.DB, now time.Time, sid, status
 	applied := ""
 	err := db.InTx(ctx, func(q storage.Querier) error {
 		staged, applied = nil, ""
-		m, err := scanQueued(q.QueryRow(ctx, `SELECT `+queuedColumns+` FROM sms_outbox WHERE provider_sid = $1`, sid))
+		m, err := scanQueued(q.QueryRow(ctx, `SELECT `+queuedColumns+` FROM sms_outbox WHERE provider_sid = $1 AND provider_sid <> ''`, sid))
 		if errors.Is(err, storage.ErrNoRows) {
 			return ErrUnknownSID
 		}

@@ -87,20 +87,7 @@ func get(t *testing.T, db storage.DB, id string) sms.Queued {
 
 func stagedIDs(t *testing.T, db storage.DB) []string {
 	t.Helper()
-	rows, err := db.Query(context.Background(), `SELECT id FROM event_outbox ORDER BY id`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
-	ids := []string{}
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			t.Fatal(err)
-		}
-		ids = append(ids, id)
-	}
-	return ids
+	return storagetest.Strings(t, db, `SELECT id FROM event_outbox ORDER BY id`)
 }
 
 func newBus(t *testing.T) *events.Bus {
@@ -394,6 +381,15 @@ func TestRecordStatusFirstFinalReceiptWins(t *testing.T) {
 
 		if msgs, err := sms.RecordStatus(ctx, db, start.Add(time.Minute), "SMnot-ours", "undelivered", "30005"); !errors.Is(err, sms.ErrUnknownSID) || len(msgs) != 0 {
 			t.Errorf("a receipt for an unknown sid: %d events, err %v; want ErrUnknownSID", len(msgs), err)
+		}
+		// A receipt without a SID names no text, though unsent texts have
+		// no SID either.
+		ev3, _ := enqueue(t, db, offerText("offer:in_fire1:rs_3", "of_3"))
+		if msgs, err := sms.RecordStatus(ctx, db, start.Add(time.Minute), "", "undelivered", "30005"); !errors.Is(err, sms.ErrUnknownSID) || len(msgs) != 0 {
+			t.Errorf("a receipt without a sid: %d events, err %v; want ErrUnknownSID", len(msgs), err)
+		}
+		if q := get(t, db, outboxID(t, ev3)); q.Status != sms.StatusPending {
+			t.Errorf("an unsent text took a receipt without a sid: %s", q.Status)
 		}
 		// From the bus: an unknown id is retried while young (the sender may
 		// not have recorded it yet), then dropped.

@@ -45,7 +45,7 @@ func (d *pgDB) QueryRow(ctx context.Context, sql string, args ...any) Row {
 
 func (d *pgDB) InTx(ctx context.Context, fn func(Querier) error) error {
 	return pgx.BeginFunc(ctx, d.pool, func(tx pgx.Tx) error {
-		return fn(pgTx{tx})
+		return holding(ctx, pgTx{tx}, fn)
 	})
 }
 

@@ -18,6 +18,7 @@ type txDB struct {
 }
 
 func (t txDB) InTx(_ context.Context, fn func(Querier) error) error { return fn(t.Querier) }
+func (t txDB) Unwrap() Querier                                      { return t.Querier }
 func (t txDB) Ping(context.Context) error                           { return nil }
 func (t txDB) Dialect() string                                      { return t.dialect }
 func (t txDB) Close()                                               {}
