@@ -13,8 +13,9 @@ import (
 // Stage records messages in the same transaction as the state change that
 // caused them. Once the transaction commits they will be published, even if
 // this process dies before it publishes them itself (the Relay sweeps).
-// Several messages go in one statement: a statement each was a good part
-// of a plan run's transaction (issue 8).
+// Inside InTx the rows are held and go in with the transaction's other
+// staged messages in one statement (storage.Append): a statement each was a
+// good part of a plan run's transaction (issue 8).
 func Stage(ctx context.Context, q storage.Querier, now time.Time, msgs ...Message) error {
 	for _, m := range msgs {
 		var nb int64

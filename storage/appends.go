@@ -37,8 +37,13 @@ func Append(ctx context.Context, q Querier, a *Appender, row ...any) error {
 		h.add(a, row)
 		return nil
 	}
-	_, err := q.Exec(ctx, a.Insert+" VALUES "+Tuples(1, a.Cols)+" "+a.Then, row...)
+	_, err := q.Exec(ctx, a.statement(1), row...)
 	return err
+}
+
+// statement is the INSERT of rows rows.
+func (a *Appender) statement(rows int) string {
+	return a.Insert + " VALUES " + Tuples(rows, a.Cols) + " " + a.Then
 }
 
 // Unwrapper is a Querier that wraps another, such as a handler's own
@@ -94,7 +99,7 @@ func (h *heldRows) flush(ctx context.Context, q Querier) error {
 			for _, r := range chunk {
 				args = append(args, r...)
 			}
-			if _, err := q.Exec(ctx, a.Insert+" VALUES "+Tuples(len(chunk), a.Cols)+" "+a.Then, args...); err != nil {
+			if _, err := q.Exec(ctx, a.statement(len(chunk)), args...); err != nil {
 				return fmt.Errorf("%s (%d rows): %w", a.Insert, len(chunk), err)
 			}
 		}
