@@ -22,7 +22,11 @@ type sqliteDB struct {
 	writes     chan *writeReq
 	closed     chan struct{}
 	writerDone chan struct{}
-	closeOnce  sync.Once
+	// committed wakes the checkpointer (sqlitecheckpoint.go), which
+	// closes checkpointerDone when it has ended.
+	committed        chan struct{}
+	checkpointerDone chan struct{}
+	closeOnce        sync.Once
 }
 
 // isRead reports whether q only reads, so it need not wait for the
@@ -115,11 +119,14 @@ func openSQLiteFile(ctx context.Context, path string) (*sqliteDB, error) {
 	// _txlock=immediate: write transactions take the lock at BEGIN, and
 	// busy_timeout makes writers of other processes (the CLI) queue
 	// instead of failing; this process's own writers queue in writeLoop.
+	// wal_autocheckpoint: a goroutine of its own checkpoints; the writer
+	// only past the fallback (sqlitecheckpoint.go).
 	// temp_store=MEMORY: every grouped transaction runs in a savepoint,
 	// and SQLite wrote the savepoint's undo pages to a temporary file:
 	// at 150 alarms/s, 60 % of the writer's pwrite calls (issue 8).
 	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)" +
-		"&_pragma=busy_timeout(10000)&_pragma=foreign_keys(ON)&_pragma=temp_store(MEMORY)&_txlock=immediate"
+		"&_pragma=busy_timeout(10000)&_pragma=foreign_keys(ON)&_pragma=temp_store(MEMORY)&_txlock=immediate" +
+		fmt.Sprintf("&_pragma=wal_autocheckpoint(%d)", walFallbackPages)
 	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
@@ -135,8 +142,10 @@ func openSQLiteFile(ctx context.Context, path string) (*sqliteDB, error) {
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
 	}
 	d := &sqliteDB{db: db, stmts: &stmtCache{db: db, m: map[string]*sql.Stmt{}},
-		writes: make(chan *writeReq), closed: make(chan struct{}), writerDone: make(chan struct{})}
+		writes: make(chan *writeReq), closed: make(chan struct{}), writerDone: make(chan struct{}),
+		committed: make(chan struct{}, 1), checkpointerDone: make(chan struct{})}
 	go d.writeLoop()
+	go d.checkpointLoop()
 	return d, nil
 }
 
@@ -145,6 +154,7 @@ func (d *sqliteDB) Close() {
 	d.closeOnce.Do(func() {
 		close(d.closed)
 		<-d.writerDone
+		<-d.checkpointerDone
 		d.stmts.close()
 		d.db.Close()
 	})

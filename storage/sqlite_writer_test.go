@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -176,5 +179,67 @@ func TestSQLiteWriteGivenUpIsNotRun(t *testing.T) {
 	var rows int
 	if err := db.QueryRow(ctx, `SELECT COUNT(*) FROM correlation_locks WHERE community_id = 'late'`).Scan(&rows); err != nil || rows != 0 {
 		t.Fatalf("late rows = %d, %v; want the abandoned transaction never run", rows, err)
+	}
+}
+
+// Committed pages reach the database file soon after the commits, copied
+// by the checkpointer rather than by the writer (whose own checkpoint
+// waits for a log of walFallbackPages).
+func TestSQLiteCheckpointsInTheBackground(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	db, err := openSQLite(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(db.Close)
+	if err := Migrate(ctx, db); err != nil {
+		t.Fatal(err)
+	}
+	main := filepath.Join(dir, "shouwang.db")
+	size := func() int64 {
+		fi, err := os.Stat(main)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fi.Size()
+	}
+	// Wait out the checkpoint of the migrations, so the file's size is
+	// only what the rows below add.
+	before := size()
+	for stable := 0; stable < 3; {
+		time.Sleep(3 * checkpointEvery)
+		if now := size(); now == before {
+			stable++
+		} else {
+			before, stable = now, 0
+		}
+	}
+	// About 400 pages of rows: well short of the writer's own checkpoint.
+	pad := strings.Repeat("x", 1000)
+	for i := range 40 {
+		err := db.InTx(ctx, func(q Querier) error {
+			for j := range 40 {
+				if _, err := q.Exec(ctx, `INSERT INTO correlation_locks (community_id, type, n) VALUES ($1, $2, 1)`,
+					fmt.Sprint(pad, i, "-", j), "fire"); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for size() < before+1_000_000 {
+		if time.Now().After(deadline) {
+			t.Fatalf("database file %d bytes, %d before the writes: the log was not checkpointed within 10 s", size(), before)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	var n int
+	if err := db.QueryRow(ctx, `SELECT COUNT(*) FROM correlation_locks`).Scan(&n); err != nil || n != 1600 {
+		t.Fatalf("rows = %d, %v; want 1600", n, err)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"runtime"
 	"sync/atomic"
 	"time"
 )
@@ -157,10 +158,7 @@ func (d *sqliteDB) group(first *writeReq) {
 		}
 		next = nil
 		if len(members) < maxGroup {
-			select {
-			case next = <-d.writes:
-			default:
-			}
+			next = d.nextMember()
 		}
 	}
 	finished = true
@@ -175,9 +173,36 @@ func (d *sqliteDB) group(first *writeReq) {
 				results[i].err = fmt.Errorf("commit: %w", err)
 			}
 		}
+	} else {
+		d.noteCommit()
 	}
 	for i, m := range members {
 		m.done <- results[i]
+	}
+}
+
+// commitYields is how often the writer lets other goroutines run before
+// it commits a group nobody else is waiting to join.
+const commitYields = 2
+
+// nextMember returns the next waiting write, or nil. When none is waiting
+// it yields the processor a couple of times first: on a busy machine the
+// goroutines about to write are often runnable but not running, and a
+// commit started without them makes them wait for its fsync and then pay
+// for one of their own. At 300 alarms/s on two cores this halved the
+// commits (9,300 to 4,800 in the run) and the time spent in them (issue 8).
+// On an idle machine Gosched returns at once.
+func (d *sqliteDB) nextMember() *writeReq {
+	for i := 0; ; i++ {
+		select {
+		case r := <-d.writes:
+			return r
+		default:
+		}
+		if i == commitYields {
+			return nil
+		}
+		runtime.Gosched()
 	}
 }
 
