@@ -169,6 +169,8 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
+	// The service under test runs in this process: the same Ps as serve.
+	widenProcs(o.DatabaseURL == "" || o.NATSURL == "")
 	var rep *BenchReport
 	if o.PlotFrom != "" {
 		// Plot a saved report (a quiet machine's run) without running again.

@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"time"
@@ -102,6 +103,7 @@ func serveCmd(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	widenProcs(cfg.DatabaseURL == "" || cfg.NATSURL == "")
 	log := newLogger(os.Stderr, cfg.LogFormat)
 	svc, err := Start(ctx, cfg, log)
 	if err != nil {
@@ -113,7 +115,8 @@ func serveCmd(ctx context.Context, args []string) error {
 			return fmt.Errorf("demo: %w", err)
 		}
 	}
-	log.Info("shouwang serving", "addr", svc.Addr, "store", svc.DB.Dialect(), "nats", natsLabel(cfg), "sms", smsLabel(cfg))
+	log.Info("shouwang serving", "addr", svc.Addr, "store", svc.DB.Dialect(), "nats", natsLabel(cfg), "sms", smsLabel(cfg),
+		"gomaxprocs", runtime.GOMAXPROCS(0))
 	<-ctx.Done()
 	log.Info("shutting down")
 	shutdown, cancel := context.WithTimeout(context.Background(), 30*time.Second)
