@@ -291,6 +291,15 @@ func (e delayError) Unwrap() error { return e.err }
 // per-recipient limit resets, say).
 func RetryAfter(d time.Duration, err error) error { return delayError{after: d, err: err} }
 
+// RetryDelay reports the wait err asks for, if it was made by RetryAfter.
+func RetryDelay(err error) (time.Duration, bool) {
+	var de delayError
+	if errors.As(err, &de) {
+		return de.after, true
+	}
+	return 0, false
+}
+
 // ConsumerSpec names a durable consumer.
 type ConsumerSpec struct {
 	Stream  string

@@ -196,6 +196,8 @@ func insertDuties(ctx context.Context, q storage.Querier, duties []Duty) error {
 // are all done.
 func (r *Runner) release(ctx context.Context, q storage.Querier, in incidents.Incident, run string, now time.Time) ([]events.Message, error) {
 	var staged []events.Message
+	// The duties' texts share one message to the sender.
+	var texts []sms.Text
 	// A skipped drill duty counts as done, which may release more: go
 	// round until nothing changes.
 	for progress := true; progress; {
@@ -227,7 +229,7 @@ func (r *Runner) release(ctx context.Context, q storage.Querier, in incidents.In
 			if !ready {
 				continue
 			}
-			m, skipped, err := r.assign(ctx, q, in, d, now)
+			m, skipped, err := r.assign(ctx, q, in, d, &texts, now)
 			if err != nil {
 				return nil, err
 			}
@@ -235,7 +237,11 @@ func (r *Runner) release(ctx context.Context, q storage.Querier, in incidents.In
 			progress = progress || skipped
 		}
 	}
-	return staged, nil
+	m, err := sms.QueueAll(ctx, q, now, texts...)
+	if err != nil {
+		return nil, err
+	}
+	return append(staged, m...), nil
 }
 
 // skip marks a drill duty whose party is outside the drill's scope: nobody
@@ -250,7 +256,10 @@ func (r *Runner) skip(ctx context.Context, q storage.Querier, in incidents.Incid
 
 // assign gives a duty to its party, texts them and sets its deadline. It
 // reports whether it skipped the duty instead (a drill party out of scope).
-func (r *Runner) assign(ctx context.Context, q storage.Querier, in incidents.Incident, d Duty, now time.Time) ([]events.Message, bool, error) {
+// assign gives duty d to its assignee and adds the text that tells them
+// to texts, for the caller to queue.
+func (r *Runner) assign(ctx context.Context, q storage.Querier, in incidents.Incident, d Duty, texts *[]sms.Text,
+	now time.Time) ([]events.Message, bool, error) {
 	where := in.Location
 	var res responders.Resident
 	if d.Resident != "" {
@@ -329,12 +338,8 @@ func (r *Runner) assign(ctx context.Context, q storage.Querier, in incidents.Inc
 			params["resident"], params["resident_address"] = res.Name, res.Address
 			params["needs"], params["contact"] = orDash(res.Needs), orDash(res.Contact)
 		}
-		m, err := sms.Queue(ctx, q, now, sms.Text{Key: "duty:" + d.ID, Community: in.Community, Incident: in.ID, To: d.Phone,
+		*texts = append(*texts, sms.Text{Key: "duty:" + d.ID, Community: in.Community, Incident: in.ID, To: d.Phone,
 			Template: tpl, Params: params, Locale: locale, Drill: in.Drill, Purpose: "duty"})
-		if err != nil {
-			return nil, false, err
-		}
-		staged = append(staged, m...)
 	}
 	tev, err := events.New("duty_due:"+d.ID, "timer.duty", events.TimerSubjectDuty, in.Community, now, dutyPayload{Duty: d.ID})
 	if err != nil {

@@ -254,6 +254,7 @@ func (d *Dispatcher) offer(ctx context.Context, q storage.Querier, in incidents.
 	wave int, picked []Candidate, now time.Time) ([]events.Message, error) {
 	var staged []events.Message
 	var who []map[string]any
+	var texts []sms.Text
 	for _, c := range picked {
 		r := c.Responder
 		id := events.NewID("of", now)
@@ -270,12 +271,8 @@ func (d *Dispatcher) offer(ctx context.Context, q storage.Querier, in incidents.
 		}
 		params := d.params(in, it, r.Locale, c.DistanceM)
 		params["link"] = d.link(token)
-		m, err := d.notify(ctx, q, now, sms.Text{Key: "offer:" + in.ID + ":" + r.ID, Community: in.Community, Incident: in.ID,
+		texts = append(texts, sms.Text{Key: "offer:" + in.ID + ":" + r.ID, Community: in.Community, Incident: in.ID,
 			Offer: id, To: r.Phone, Template: sms.TplOffer, Params: params, Locale: r.Locale, Drill: in.Drill, Purpose: "offer"})
-		if err != nil {
-			return nil, err
-		}
-		staged = append(staged, m...)
 		if d.VoiceAfter > 0 {
 			tm, err := timer("voice:"+id, events.TimerSubjectVoice, "timer.voice", in.Community, now, now.Add(d.VoiceAfter),
 				voicePayload{Offer: id})
@@ -289,6 +286,12 @@ func (d *Dispatcher) offer(ctx context.Context, q storage.Querier, in incidents.
 		}
 		who = append(who, map[string]any{"responder": r.ID, "name": r.Name, "distance_m": int(c.DistanceM)})
 	}
+	// The wave's offers share one message to the sender.
+	m, err := d.notify(ctx, q, now, texts...)
+	if err != nil {
+		return nil, err
+	}
+	staged = append(staged, m...)
 	detail := map[string]any{"wave": wave, "radius_m": it.Dispatch.RadiusFor(wave), "offers": who}
 	key := fmt.Sprintf("%s:%d:%s", in.ID, wave, picked[0].Responder.ID)
 	if err := incidents.Record(ctx, q, "dispatched:"+key, in.ID, now, events.IncidentDispatched, "system", detail); err != nil {
@@ -353,17 +356,22 @@ func (d *Dispatcher) HandleVoiceTimer(ctx context.Context, ev events.Event) erro
 	})
 }
 
-// notify queues a text; it returns the message to relay, if one was queued.
-func (d *Dispatcher) notify(ctx context.Context, q storage.Querier, now time.Time, t sms.Text) ([]events.Message, error) {
-	m, err := sms.Queue(ctx, q, now, t)
+// notify queues texts, one message waking the sender for them all; it
+// returns the messages to relay, none if the texts were queued before.
+// (Texts queued together are committed together, so a redelivery finds
+// all of them queued or none.)
+func (d *Dispatcher) notify(ctx context.Context, q storage.Querier, now time.Time, texts ...sms.Text) ([]events.Message, error) {
+	m, err := sms.QueueAll(ctx, q, now, texts...)
 	if err != nil || len(m) == 0 {
 		return nil, err
 	}
-	channel := t.Channel
-	if channel == "" {
-		channel = sms.ChannelSMS
+	for _, t := range texts {
+		channel := t.Channel
+		if channel == "" {
+			channel = sms.ChannelSMS
+		}
+		d.Log.Info("text queued", "template", t.Template, "channel", channel, "to", sms.Mask(t.To), "incident", t.Incident)
 	}
-	d.Log.Info("text queued", "template", t.Template, "channel", channel, "to", sms.Mask(t.To), "incident", t.Incident)
 	return m, nil
 }
 

@@ -53,9 +53,20 @@ const (
 	StatusUndelivered = "undelivered"
 )
 
-// sendPayload is what sms.send messages carry.
+// sendPayload is what sms.send messages carry: the texts of one
+// transaction share one message (OutboxIDs), and OutboxID names the first
+// of them, which is all a message staged before OutboxIDs existed carries.
 type sendPayload struct {
-	OutboxID string `json:"outbox_id"`
+	OutboxID  string   `json:"outbox_id"`
+	OutboxIDs []string `json:"outbox_ids,omitempty"`
+}
+
+// ids lists the texts the message wakes the sender for.
+func (p sendPayload) ids() []string {
+	if len(p.OutboxIDs) > 0 {
+		return p.OutboxIDs
+	}
+	return []string{p.OutboxID}
 }
 
 // FailedPayload is what sms.failed events carry: a text that will not arrive.
@@ -71,8 +82,79 @@ type FailedPayload struct {
 // that wakes the sender. It returns the staged message (for the relay) and
 // false if a text with the same key was queued before.
 func Enqueue(ctx context.Context, q storage.Querier, now time.Time, t Text) (events.Message, bool, error) {
+	staged, err := QueueAll(ctx, q, now, t)
+	if err != nil || len(staged) == 0 {
+		return events.Message{}, false, err
+	}
+	return staged[0], true, nil
+}
+
+// Queue is Enqueue for handlers that collect what to relay: it returns the
+// staged message in a slice, empty when the key was queued before.
+func Queue(ctx context.Context, q storage.Querier, now time.Time, t Text) ([]events.Message, error) {
+	return QueueAll(ctx, q, now, t)
+}
+
+// QueueAll queues texts inside the caller's transaction and stages one
+// message that wakes the sender for all of them (one for the live texts,
+// one for the bulk ones). One message a text was six of an alarm's
+// seventeen JetStream messages, each stored with fsync (issue 8). It
+// returns the staged messages for the relay; texts whose key was queued
+// before are skipped.
+func QueueAll(ctx context.Context, q storage.Querier, now time.Time, texts ...Text) ([]events.Message, error) {
+	var live, bulk []string
+	community := ""
+	for _, t := range texts {
+		id, queued, err := insertText(ctx, q, now, t)
+		if err != nil {
+			return nil, err
+		}
+		if !queued {
+			continue
+		}
+		if len(live)+len(bulk) > 0 && t.Community != community {
+			return nil, fmt.Errorf("queue text %s: texts of communities %s and %s in one wake-up", t.Key, community, t.Community)
+		}
+		community = t.Community
+		if t.Bulk {
+			bulk = append(bulk, id)
+		} else {
+			live = append(live, id)
+		}
+	}
+	var staged []events.Message
+	for _, w := range []struct {
+		subject string
+		ids     []string
+	}{{events.SMSSendSubject(community), live}, {events.SMSBulkSubject(community), bulk}} {
+		if len(w.ids) == 0 {
+			continue
+		}
+		p := sendPayload{OutboxID: w.ids[0]}
+		if len(w.ids) > 1 {
+			p.OutboxIDs = w.ids
+		}
+		ev, err := events.New("send:"+w.ids[0], "sms.send", w.subject, community, now, p)
+		if err != nil {
+			return nil, err
+		}
+		m, err := events.EventMessage(ev, time.Time{})
+		if err != nil {
+			return nil, err
+		}
+		staged = append(staged, m)
+	}
+	if len(staged) == 0 {
+		return nil, nil
+	}
+	return staged, events.Stage(ctx, q, now, staged...)
+}
+
+// insertText writes t to the outbox. It returns the new row's id, or false
+// if a text with the same key was queued before.
+func insertText(ctx context.Context, q storage.Querier, now time.Time, t Text) (string, bool, error) {
 	if _, ok := Templates[t.Template]; !ok {
-		return events.Message{}, false, fmt.Errorf("queue text %s: no template %q", t.Key, t.Template)
+		return "", false, fmt.Errorf("queue text %s: no template %q", t.Key, t.Template)
 	}
 	if t.Locale == "" {
 		t.Locale = "zh-CN"
@@ -85,7 +167,7 @@ func Enqueue(ctx context.Context, q storage.Querier, now time.Time, t Text) (eve
 	}
 	params, err := json.Marshal(t.Params)
 	if err != nil {
-		return events.Message{}, false, err
+		return "", false, err
 	}
 	body := Render(t.Template, t.Locale, t.Params, t.Drill)
 	id := events.NewID("sm", now)
@@ -97,34 +179,12 @@ func Enqueue(ctx context.Context, q storage.Querier, now time.Time, t Text) (eve
 		id, t.Key, t.Community, t.Incident, t.Offer, t.To, body, t.Purpose, StatusPending, now.UnixMilli(),
 		t.Template, string(params), t.Locale, t.Channel, bodyKey(body)).Scan(&got)
 	if errors.Is(err, storage.ErrNoRows) {
-		return events.Message{}, false, nil
+		return "", false, nil
 	}
 	if err != nil {
-		return events.Message{}, false, fmt.Errorf("queue text %s: %w", t.Key, err)
+		return "", false, fmt.Errorf("queue text %s: %w", t.Key, err)
 	}
-	subject := events.SMSSendSubject(t.Community)
-	if t.Bulk {
-		subject = events.SMSBulkSubject(t.Community)
-	}
-	ev, err := events.New("send:"+id, "sms.send", subject, t.Community, now, sendPayload{OutboxID: id})
-	if err != nil {
-		return events.Message{}, false, err
-	}
-	m, err := events.EventMessage(ev, time.Time{})
-	if err != nil {
-		return events.Message{}, false, err
-	}
-	return m, true, events.Stage(ctx, q, now, m)
-}
-
-// Queue is Enqueue for handlers that collect what to relay: it returns the
-// staged message in a slice, empty when the key was queued before.
-func Queue(ctx context.Context, q storage.Querier, now time.Time, t Text) ([]events.Message, error) {
-	m, queued, err := Enqueue(ctx, q, now, t)
-	if err != nil || !queued {
-		return nil, err
-	}
-	return []events.Message{m}, nil
+	return id, true, nil
 }
 
 // Queued is a text as the outbox holds it.

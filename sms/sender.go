@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -64,16 +65,68 @@ type Sender struct {
 	FirstMarked *FirstMarked
 }
 
-// Handle sends one queued text or call. A text already sent is not sent
-// again; a provider outage returns an error so the bus retries with
-// backoff; a text the provider refuses for good is marked failed and
-// reported.
+// Handle sends the queued texts and calls a message wakes it for, side by
+// side. A text already sent is not sent again; a provider outage returns
+// an error so the bus retries with backoff; a text the provider refuses
+// for good is marked failed and reported. When some texts of a message
+// must be tried again, the message is: the redelivery finds the others
+// sent and skips them.
 func (s *Sender) Handle(ctx context.Context, ev events.Event) error {
 	var p sendPayload
 	if err := ev.Decode(&p); err != nil {
 		return events.Permanent(err)
 	}
-	m, err := Get(ctx, s.DB, p.OutboxID)
+	ids := p.ids()
+	if len(ids) == 1 {
+		return s.handleOne(ctx, ids[0])
+	}
+	errs := make([]error, len(ids))
+	var wg sync.WaitGroup
+	for i, id := range ids {
+		wg.Go(func() { errs[i] = s.handleOne(ctx, id) })
+	}
+	wg.Wait()
+	return retryOutcome(errs)
+}
+
+// retryOutcome is the outcome of a message whose texts ended in errs: nil
+// when all went, the latest of their waits when every failed one asked to
+// wait, else an error for the bus's backoff. One text's permanent failure
+// does not give up on the others: the message is retried, and the bus
+// gives up on it only after its tries.
+func retryOutcome(errs []error) error {
+	var failed []error
+	var wait time.Duration
+	allWait := true
+	for _, err := range errs {
+		if err == nil {
+			continue
+		}
+		failed = append(failed, err)
+		if d, ok := events.RetryDelay(err); ok {
+			wait = max(wait, d)
+		} else {
+			allWait = false
+		}
+	}
+	switch {
+	case len(failed) == 0:
+		return nil
+	case allWait:
+		return events.RetryAfter(wait, errors.Join(failed...))
+	default:
+		// Not joined: the bus would find a Permanent or a RetryAfter inside.
+		msgs := make([]string, len(failed))
+		for i, err := range failed {
+			msgs[i] = err.Error()
+		}
+		return fmt.Errorf("%d of %d texts not sent: %s", len(failed), len(errs), strings.Join(msgs, "; "))
+	}
+}
+
+// handleOne sends one queued text or call.
+func (s *Sender) handleOne(ctx context.Context, id string) error {
+	m, err := Get(ctx, s.DB, id)
 	if err != nil {
 		return err
 	}

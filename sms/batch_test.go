@@ -1,0 +1,160 @@
+package sms_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"sync"
+	"testing"
+
+	"github.com/shouwang/shouwang/events"
+	"github.com/shouwang/shouwang/sms"
+	"github.com/shouwang/shouwang/storage"
+	"github.com/shouwang/shouwang/storage/storagetest"
+)
+
+// phoneProvider accepts texts except to the phones marked down.
+type phoneProvider struct {
+	mu   sync.Mutex
+	down map[string]bool
+	sent map[string]int
+}
+
+func (p *phoneProvider) Send(_ context.Context, m sms.Outgoing) (string, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.down[m.To] {
+		return "", errors.New("dial tcp: connection refused")
+	}
+	p.sent[m.To]++
+	return "SM" + m.To, nil
+}
+
+func (p *phoneProvider) up(phone string) { p.mu.Lock(); delete(p.down, phone); p.mu.Unlock() }
+
+func (p *phoneProvider) count(phone string) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.sent[phone]
+}
+
+// The texts of one transaction wake the sender with one message; the
+// sender sends each once, and when one of them cannot go yet the message
+// is retried for that one alone.
+func TestTextsQueuedTogetherShareOneWakeUp(t *testing.T) {
+	storagetest.Each(t, func(t *testing.T, db storage.DB) {
+		ctx := context.Background()
+		phones := []string{"+8613800138001", "+8613800138002", "+8613800138003"}
+		var texts []sms.Text
+		for i, phone := range phones {
+			tx := offerText("offer:in_fire1:rs_"+phone, "of_"+phone)
+			tx.To = phone
+			if i == 2 {
+				tx.Purpose = "duty"
+			}
+			texts = append(texts, tx)
+		}
+		reminder := sms.Text{Key: "reminder:1", Community: "xinhua", To: phones[0], Template: sms.TplOffer,
+			Params: offerParams(), Purpose: "reminder", Bulk: true}
+		queue := func() []events.Message {
+			t.Helper()
+			var staged []events.Message
+			err := db.InTx(ctx, func(q storage.Querier) error {
+				var err error
+				staged, err = sms.QueueAll(ctx, q, start, append(texts, reminder)...)
+				return err
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return staged
+		}
+		staged := queue()
+		if len(staged) != 2 || staged[0].Subject != events.SMSSendSubject("xinhua") || staged[1].Subject != events.SMSBulkSubject("xinhua") {
+			t.Fatalf("staged %+v, want one live and one bulk wake-up", staged)
+		}
+		if ids := stagedIDs(t, db); len(ids) != 2 {
+			t.Fatalf("event outbox holds %v, want the two wake-ups", ids)
+		}
+		var ev events.Event
+		if err := json.Unmarshal(staged[0].Data, &ev); err != nil {
+			t.Fatal(err)
+		}
+		var p struct {
+			OutboxID  string   `json:"outbox_id"`
+			OutboxIDs []string `json:"outbox_ids"`
+		}
+		if err := ev.Decode(&p); err != nil || len(p.OutboxIDs) != 3 || p.OutboxID != p.OutboxIDs[0] {
+			t.Fatalf("live wake-up payload %s (%v), want three ids and the first as outbox_id", ev.Payload, err)
+		}
+
+		prov := &phoneProvider{down: map[string]bool{phones[1]: true}, sent: map[string]int{}}
+		s := newSender(db, newBus(t), prov)
+		err := s.Handle(ctx, ev)
+		if err == nil {
+			t.Fatal("a text not sent, yet the message was acknowledged: it would never be retried")
+		}
+		if _, ok := events.RetryDelay(err); ok {
+			t.Errorf("outage error %v asks for a fixed delay; want the bus's backoff", err)
+		}
+		if prov.count(phones[0]) != 1 || prov.count(phones[2]) != 1 || prov.count(phones[1]) != 0 {
+			t.Fatalf("sent %v, want the two reachable phones once each", prov.sent)
+		}
+		if got := get(t, db, p.OutboxIDs[1]); got.Status != sms.StatusPending {
+			t.Errorf("text to the unreachable phone is %s, want pending", got.Status)
+		}
+
+		prov.up(phones[1])
+		if err := s.Handle(ctx, ev); err != nil {
+			t.Fatalf("retry: %v", err)
+		}
+		for _, phone := range phones {
+			if n := prov.count(phone); n != 1 {
+				t.Errorf("%s got %d texts, want 1", phone, n)
+			}
+		}
+		for _, id := range p.OutboxIDs {
+			if got := get(t, db, id); got.Status != sms.StatusSent {
+				t.Errorf("text %s is %s, want sent", id, got.Status)
+			}
+		}
+		// A redelivered handler queues nothing again and stages nothing.
+		if again := queue(); len(again) != 0 {
+			t.Errorf("queueing the same keys again staged %+v", again)
+		}
+	})
+}
+
+// A message staged before texts shared wake-ups names one text.
+func TestSenderTakesAOneTextWakeUp(t *testing.T) {
+	storagetest.Each(t, func(t *testing.T, db storage.DB) {
+		ctx := context.Background()
+		id := ""
+		err := db.InTx(ctx, func(q storage.Querier) error {
+			staged, err := sms.QueueAll(ctx, q, start, offerText("offer:in_fire1:rs_1", "of_1"))
+			if err == nil && len(staged) == 1 {
+				var ev events.Event
+				if err := json.Unmarshal(staged[0].Data, &ev); err != nil {
+					return err
+				}
+				id = outboxID(t, ev)
+			}
+			return err
+		})
+		if err != nil || id == "" {
+			t.Fatalf("queue: %v (id %q)", err, id)
+		}
+		old, err := events.New("send:"+id, "sms.send", events.SMSSendSubject("xinhua"), "xinhua", start,
+			map[string]string{"outbox_id": id})
+		if err != nil {
+			t.Fatal(err)
+		}
+		prov := &phoneProvider{sent: map[string]int{}}
+		if err := newSender(db, newBus(t), prov).Handle(ctx, old); err != nil {
+			t.Fatal(err)
+		}
+		if prov.count(medicPhone) != 1 || get(t, db, id).Status != sms.StatusSent {
+			t.Errorf("sent %v, row %s; want the one text sent", prov.sent, get(t, db, id).Status)
+		}
+	})
+}
