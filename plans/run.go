@@ -254,10 +254,9 @@ func (r *Runner) skip(ctx context.Context, q storage.Querier, in incidents.Incid
 	return incidents.Record(ctx, q, "duty_skipped:"+d.ID, in.ID, now, "duty_skipped", "system", detail)
 }
 
-// assign gives a duty to its party, texts them and sets its deadline. It
+// assign gives a duty to its party and sets its deadline; the text that
+// tells them goes on texts, for the caller to queue with the others. It
 // reports whether it skipped the duty instead (a drill party out of scope).
-// assign gives duty d to its assignee and adds the text that tells them
-// to texts, for the caller to queue.
 func (r *Runner) assign(ctx context.Context, q storage.Querier, in incidents.Incident, d Duty, texts *[]sms.Text,
 	now time.Time) ([]events.Message, bool, error) {
 	where := in.Location

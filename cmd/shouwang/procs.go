@@ -24,13 +24,13 @@ const procsFactor = 2
 // operator set GOMAXPROCS. With PostgreSQL and an external NATS the
 // service's waits are network reads, which do not hold a P, and under a
 // container's CPU quota more running threads would only use it up sooner:
-// Go's default, which follows the quota, stays. It returns the value in
-// force.
-func widenProcs(embedded bool) int {
-	return setProcs(embedded && os.Getenv("GOMAXPROCS") == "", runtime.GOMAXPROCS)
+// Go's default, which follows the quota, stays.
+func widenProcs(embedded bool) {
+	setProcs(embedded && os.Getenv("GOMAXPROCS") == "", runtime.GOMAXPROCS)
 }
 
-// setProcs is widenProcs with the decision and the runtime passed in.
+// setProcs is widenProcs with the decision and the runtime passed in; it
+// returns the value in force.
 func setProcs(widen bool, gomaxprocs func(int) int) int {
 	current := gomaxprocs(0)
 	if !widen {
