@@ -110,8 +110,12 @@ func startEmbedded(dir string) (*server.Server, error) {
 		// A 202 promises the alarm survives a crash. The file store otherwise
 		// acknowledges messages it still holds in memory, and kill -9 loses
 		// them (a test proved it); a single embedded node has no replicas to
-		// fall back on.
+		// fall back on. Streams that only the outbox feeds opt out (see
+		// outboxFed).
 		SyncAlways: true,
+		// How often the opted-out streams are written and fsynced; Settle
+		// waits a few of these.
+		SyncInterval: embeddedSyncInterval,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("embedded nats: %w", err)
@@ -122,6 +126,36 @@ func startEmbedded(dir string) (*server.Server, error) {
 		return nil, errors.New("embedded nats: not ready after 10s")
 	}
 	return ns, nil
+}
+
+// embeddedSyncInterval is how often the embedded server fsyncs the
+// streams that do not fsync each message.
+const embeddedSyncInterval = 250 * time.Millisecond
+
+// outboxFed are the streams whose every message is first committed to the
+// database's outbox (Relay): on the embedded server they skip the fsync a
+// message, and the outbox keeps each message's row until Settle has passed,
+// so a message lost with the server's buffers is published again. The
+// fsyncs were the ceiling of the embedded service: a press becomes a dozen
+// such messages, fsynced one at a time per stream (issue 8). ALARMS (a
+// press is on the bus alone when it is answered 202), SMS (Twilio's
+// webhooks publish there directly and Twilio does not send again) and the
+// dead letters keep fsyncing every message. The scheduler publishes its
+// slots on TIMERS directly: a slot lost to a power cut fires again on
+// start-up, within the schedule grace.
+var outboxFed = map[string]bool{StreamIncidents: true, StreamTimers: true}
+
+// Settle is how long after JetStream acknowledged a message it may still
+// be lost by a crash of this process or the machine: the outbox must keep
+// the message until then. Zero when every stream fsyncs each message (an
+// external server is the operator's to configure; a cluster replicates).
+func (b *Bus) Settle() time.Duration {
+	if b.server == nil {
+		return 0
+	}
+	// Buffered writes reach the file within milliseconds, and an fsync
+	// follows every embeddedSyncInterval: four of those is room enough.
+	return 4 * embeddedSyncInterval
 }
 
 func (b *Bus) ensureStreams(ctx context.Context, replicas int) error {
@@ -138,6 +172,16 @@ func (b *Bus) ensureStreams(ctx context.Context, replicas int) error {
 		sc.Storage = jetstream.FileStorage
 		sc.Retention = jetstream.LimitsPolicy
 		sc.Replicas = replicas
+		if b.server != nil && replicas == 1 && outboxFed[sc.Name] {
+			sc.PersistMode = jetstream.AsyncPersistMode
+		}
+		// JetStream refuses to change a stream's persist mode: a stream made
+		// by an earlier version keeps the one it has.
+		if old, err := b.js.Stream(ctx, sc.Name); err == nil {
+			sc.PersistMode = old.CachedInfo().Config.PersistMode
+		} else if !errors.Is(err, jetstream.ErrStreamNotFound) {
+			return fmt.Errorf("stream %s: %w", sc.Name, err)
+		}
 		if _, err := b.js.CreateOrUpdateStream(ctx, sc); err != nil {
 			return fmt.Errorf("stream %s: %w", sc.Name, err)
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"sort"
 	"sync"
 	"time"
 
@@ -47,6 +48,12 @@ type Relay struct {
 	// Grace is how old a staged message must be before the sweeper takes
 	// it, so it does not race the handler that is publishing it right now.
 	Grace time.Duration
+	// Settle is how long a message JetStream acknowledged keeps its outbox
+	// row (Bus.Settle): a stream that does not fsync each message can lose
+	// what it acknowledged last, and the sweeper publishes it again from
+	// the row. It must stay well below Grace, or the sweeper publishes
+	// every message twice (JetStream would drop the copies).
+	Settle time.Duration
 
 	// While Run runs, Send leaves the outbox rows of what JetStream
 	// acknowledged here, and Run deletes them together every
@@ -54,16 +61,23 @@ type Relay struct {
 	// each, and no handler waits for it. Without Run, Send deletes itself.
 	mu        sync.Mutex
 	forgetter bool
-	acked     []string
+	acked     []ack // in the order JetStream acknowledged them
 	wake      chan struct{}
+}
+
+// ack is a message JetStream acknowledged at a time.
+type ack struct {
+	id string
+	at time.Time
 }
 
 // forgetChunk bounds the ids of one DELETE, well under both databases'
 // limits on bound parameters.
 const forgetChunk = 500
 
-// forgetEvery is how long acknowledged messages wait for their DELETE;
-// far below Grace, so the sweeper does not publish them again.
+// forgetEvery is how long acknowledged messages wait for their DELETE
+// (after Settle); with Settle, far below Grace, so the sweeper does not
+// publish them again.
 // maxAcked bounds the ids kept while the database refuses the DELETE:
 // beyond it ids are dropped, and the sweeper publishes those messages once
 // more (JetStream and the handlers deduplicate).
@@ -100,22 +114,37 @@ func (r *Relay) Send(ctx context.Context, msgs []Message) {
 	if len(published) == 0 {
 		return
 	}
-	r.mu.Lock()
-	if r.forgetter {
-		if len(r.acked) < maxAcked {
-			r.acked = append(r.acked, published...)
-		}
-		r.mu.Unlock()
-		select {
-		case r.wake <- struct{}{}:
-		default:
-		}
+	if r.later(published) {
 		return
 	}
-	r.mu.Unlock()
 	if err := r.delete(ctx, published); err != nil {
 		r.log.Warn("forget published messages; the sweeper will publish them again (deduplicated)", "ids", published, "err", err)
 	}
+}
+
+// later hands acknowledged ids to Run to forget, and reports whether it
+// did. Without Run the caller deletes them itself, unless they must
+// settle first: then the rows stay and a later sweep publishes them once
+// more (deduplicated), which is safe where forgetting too early is not.
+func (r *Relay) later(ids []string) bool {
+	r.mu.Lock()
+	if !r.forgetter {
+		r.mu.Unlock()
+		return r.Settle > 0
+	}
+	now := time.Now()
+	for _, id := range ids {
+		if len(r.acked) >= maxAcked {
+			break
+		}
+		r.acked = append(r.acked, ack{id: id, at: now})
+	}
+	r.mu.Unlock()
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+	return true
 }
 
 // delete removes published messages from the outbox, a chunk a statement.
@@ -188,8 +217,10 @@ func (r *Relay) Sweep(ctx context.Context, now time.Time) (int, error) {
 		}
 		published = append(published, m.ID)
 	}
-	if err := r.delete(ctx, published); err != nil {
-		return 0, err
+	if len(published) > 0 && !r.later(published) {
+		if err := r.delete(ctx, published); err != nil {
+			return 0, err
+		}
 	}
 	return len(published), pubErr
 }
@@ -204,8 +235,9 @@ func (r *Relay) Run(ctx context.Context, interval time.Duration) {
 		r.mu.Lock()
 		r.forgetter = false
 		r.mu.Unlock()
-		// Shutting down: one last DELETE, so a clean restart does not
-		// publish these again.
+		// Shutting down: one last DELETE of what has settled, so a clean
+		// restart does not publish these again. The rest stay: the next
+		// start publishes them once more, and JetStream drops the copies.
 		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()
 		r.forget(fctx)
@@ -223,7 +255,9 @@ func (r *Relay) Run(ctx context.Context, interval time.Duration) {
 			}
 		case <-due:
 			due = nil
-			r.forget(ctx)
+			if r.forget(ctx) {
+				due = time.After(forgetEvery)
+			}
 		case <-t.C:
 			r.forget(ctx)
 			if n, err := r.Sweep(ctx, time.Now()); err != nil {
@@ -235,22 +269,32 @@ func (r *Relay) Run(ctx context.Context, interval time.Duration) {
 	}
 }
 
-// forget deletes the outbox rows of messages Send published. Ids whose
-// DELETE fails are kept for the next sweep tick.
-func (r *Relay) forget(ctx context.Context) {
+// forget deletes the outbox rows of published messages that have settled,
+// and reports whether some are still settling. Ids whose DELETE fails are
+// kept for the next sweep tick.
+func (r *Relay) forget(ctx context.Context) (settling bool) {
 	r.mu.Lock()
-	ids := r.acked
-	r.acked = nil
+	// acked is in acknowledgement order: the settled ones come first.
+	cut := time.Now().Add(-r.Settle)
+	n := sort.Search(len(r.acked), func(i int) bool { return r.acked[i].at.After(cut) })
+	done := r.acked[:n:n]
+	r.acked = r.acked[n:]
+	settling = len(r.acked) > 0
 	r.mu.Unlock()
-	if len(ids) == 0 {
-		return
+	if len(done) == 0 {
+		return settling
+	}
+	ids := make([]string, len(done))
+	for i, a := range done {
+		ids[i] = a.id
 	}
 	if err := r.delete(ctx, ids); err != nil {
 		r.log.Warn("forget published messages; retrying", "n", len(ids), "err", err)
 		r.mu.Lock()
-		if len(r.acked)+len(ids) <= maxAcked {
-			r.acked = append(ids, r.acked...)
+		if len(r.acked)+len(done) <= maxAcked {
+			r.acked = append(done, r.acked...)
 		}
 		r.mu.Unlock()
 	}
+	return settling
 }

@@ -85,6 +85,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (svc *Service, err
 	}
 	s.Metrics.WatchBus(s.Bus)
 	relay := events.NewRelay(s.DB, s.Bus, log)
+	relay.Settle = s.Bus.Settle()
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", cfg.HTTPAddr, err)
