@@ -37,17 +37,41 @@ func newBrowser(t *testing.T) context.Context {
 		}
 		t.Skipf("chromium is not installed (run scripts/ensure-tools.sh): %v", err)
 	}
+	// Not t.TempDir: Chromium's helper processes can still be writing
+	// the profile for a moment after the browser has exited, and the
+	// testing package fails a test whose temporary directory it cannot
+	// remove at once.
+	profile, err := os.MkdirTemp("", "shouwang-chromium-")
+	if err != nil {
+		t.Fatal(err)
+	}
 	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(chromiumPath), chromedp.NoSandbox,
 		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
 		chromedp.Flag("disable-sync", true), chromedp.Flag("disable-quic", true), chromedp.Flag("no-first-run", true),
-		chromedp.UserDataDir(t.TempDir()))
+		chromedp.UserDataDir(profile))
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancel := chromedp.NewContext(actx)
+	t.Cleanup(func() {
+		cancel()
+		cancelAlloc() // waits for the browser process to exit
+		removeProfile(t, profile)
+	})
 	if err := chromedp.Run(ctx); err != nil { // start the browser now
 		t.Fatalf("start chromium: %v", err)
 	}
-	t.Cleanup(func() { cancel(); cancelAlloc() })
 	return ctx
+}
+
+// removeProfile removes a browser profile, trying again while Chromium's
+// last helper processes finish writing to it.
+func removeProfile(t *testing.T, dir string) {
+	var err error
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if err = os.RemoveAll(dir); err == nil {
+			return
+		}
+	}
+	t.Logf("browser profile %s left behind: %v", dir, err)
 }
 
 // tab opens a browser of its own for one person (its own cookies and
