@@ -15,13 +15,21 @@ import (
 // newBus starts a real embedded NATS with JetStream for one test.
 func newBus(t *testing.T) *events.Bus {
 	t.Helper()
+	bus := connectAt(t, t.TempDir())
+	t.Cleanup(bus.Close)
+	return bus
+}
+
+// connectAt starts an embedded bus on the store in dir; the caller closes
+// it, and may start another on the same store.
+func connectAt(t *testing.T, dir string) *events.Bus {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	bus, err := events.Connect(ctx, events.BusConfig{StoreDir: t.TempDir()})
+	bus, err := events.Connect(ctx, events.BusConfig{StoreDir: dir})
 	if err != nil {
-		t.Fatalf("connect embedded bus: %v", err)
+		t.Fatalf("connect embedded bus at %s: %v", dir, err)
 	}
-	t.Cleanup(bus.Close)
 	return bus
 }
 

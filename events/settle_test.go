@@ -14,17 +14,6 @@ import (
 	"github.com/shouwang/shouwang/storage/storagetest"
 )
 
-func connectAt(t *testing.T, dir string) *events.Bus {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	bus, err := events.Connect(ctx, events.BusConfig{StoreDir: dir})
-	if err != nil {
-		t.Fatalf("connect embedded bus at %s: %v", dir, err)
-	}
-	return bus
-}
-
 func persistMode(t *testing.T, bus *events.Bus, stream string) jetstream.PersistModeType {
 	t.Helper()
 	s, err := bus.JetStream().Stream(context.Background(), stream)
