@@ -77,6 +77,23 @@ func Open(ctx context.Context, url, dataDir string) (DB, error) {
 	}
 }
 
+// ForRequests returns the handle the HTTP request path uses, and whether
+// it is a new one the caller must close. On PostgreSQL it is a pool of its
+// own: the consumers' transactions can hold every connection of the main
+// pool under load, and a press's 202 (which looks up its token) then
+// queued behind them for one (issue 8). On SQLite it is db itself: reads
+// already have connections of their own, and a file has one writer.
+func ForRequests(ctx context.Context, db DB, url string) (DB, bool, error) {
+	if db.Dialect() != "postgres" {
+		return db, false, nil
+	}
+	rdb, err := openPostgresPool(ctx, url, requestPoolConns)
+	if err != nil {
+		return nil, false, err
+	}
+	return rdb, true, nil
+}
+
 // redactURL hides a password in a connection URL before it reaches a log.
 func redactURL(u string) string {
 	at := strings.LastIndex(u, "@")

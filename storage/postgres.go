@@ -18,17 +18,31 @@ type pgDB struct {
 	pool *pgxpool.Pool
 }
 
+// requestPoolConns is the size of the HTTP request path's own pool
+// (ForRequests).
+const requestPoolConns = 8
+
 func openPostgres(ctx context.Context, url string) (*pgDB, error) {
+	// pgx's default is four on two cores. The bus's consumers run
+	// dozens of workers; with four connections they held them all
+	// and an alarm's 202 waited for one (p50 20 → 70 ms at 100
+	// alarms/s, issue 8). Connections open only when used.
+	conns := int32(defaultPoolConns)
+	if strings.Contains(url, "pool_max_conns") {
+		conns = 0
+	}
+	return openPostgresPool(ctx, url, conns)
+}
+
+// openPostgresPool opens a pool of conns connections, or of the URL's
+// pool_max_conns when conns is 0.
+func openPostgresPool(ctx context.Context, url string, conns int32) (*pgDB, error) {
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		return nil, fmt.Errorf("parse database url %s: %w", redactURL(url), err)
 	}
-	if !strings.Contains(url, "pool_max_conns") {
-		// pgx's default is four on two cores. The bus's consumers run
-		// dozens of workers; with four connections they held them all
-		// and an alarm's 202 waited for one (p50 20 → 70 ms at 100
-		// alarms/s, issue 8). Connections open only when used.
-		cfg.MaxConns = defaultPoolConns
+	if conns > 0 {
+		cfg.MaxConns = conns
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {

@@ -42,6 +42,10 @@ type Service struct {
 	// Metrics is this replica's own registry, served at /metrics.
 	Metrics *metrics.Set
 
+	// requestDB is the HTTP request path's own PostgreSQL pool
+	// (storage.ForRequests); nil on SQLite.
+	requestDB storage.DB
+
 	log     *slog.Logger
 	app     *fiber.App
 	subs    []*events.Subscription
@@ -76,6 +80,13 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (svc *Service, err
 	}
 	if err = storage.Migrate(ctx, s.DB); err != nil {
 		return nil, err
+	}
+	requestDB, own, err := storage.ForRequests(ctx, s.DB, cfg.DatabaseURL)
+	if err != nil {
+		return nil, err
+	}
+	if own {
+		s.requestDB = requestDB
 	}
 	if s.Bus, err = events.Connect(ctx, events.BusConfig{
 		URL: cfg.NATSURL, StoreDir: filepath.Join(cfg.DataDir, "jetstream"), Replicas: cfg.NATSReplicas, Logger: log,
@@ -144,7 +155,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (svc *Service, err
 	s.Runner = &plans.Runner{DB: s.DB, Tax: tax, Store: s.Plans, Relay: relay, Log: log, Now: now, LinkBase: publicURL, LinkTTL: cfg.LinkTTL, Index: index}
 	s.Dispatcher.Duties = s.Runner
 	s.Drills = &plans.Drills{DB: s.DB, Tax: tax, Relay: relay, Dispatcher: s.Dispatcher, Log: log, Now: now, LinkBase: publicURL}
-	s.Tokens = &api.Tokens{DB: s.DB, AdminHash: api.AdminHash(cfg.AdminToken), Now: now, Known: &api.KnownTokens{}}
+	s.Tokens = &api.Tokens{DB: requestDB, AdminHash: api.AdminHash(cfg.AdminToken), Now: now, Known: &api.KnownTokens{}}
 	s.Accounts = &accounts.Accounts{DB: s.DB, Relay: relay, Log: log, Now: now, LinkBase: publicURL}
 	intake := &incidents.Intake{DB: s.DB, Tax: tax, Relay: relay, Log: log, Now: now, Metrics: s.Metrics}
 	// Burst 1: the texts are spaced evenly at the provider's rate. A burst
@@ -243,7 +254,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (svc *Service, err
 	s.stopStreams = stopStreams
 	s.app = api.New(api.Deps{
 		Live: s.Bus.Conn(), Closing: streams,
-		DB: s.DB, Bus: s.Bus, Tax: tax, Registry: s.Registry, Dispatcher: s.Dispatcher,
+		DB: requestDB, Bus: s.Bus, Tax: tax, Registry: s.Registry, Dispatcher: s.Dispatcher,
 		Submitter: &incidents.Submitter{Bus: s.Bus, Tax: tax}, Tokens: s.Tokens, Accounts: s.Accounts, DevSink: s.DevSink, Plans: s.Plans, Runner: s.Runner, Drills: s.Drills, Training: training,
 		TwilioAuthToken: cfg.TwilioAuthToken, PublicURL: cfg.PublicURL, CAPSender: cfg.CAPSender, Log: log, Now: now, Metrics: s.Metrics,
 		Limits: api.RateLimits{IP: cfg.APIRateIP, IPBurst: cfg.APIRateIPBurst, Token: cfg.APIRateToken, TokenBurst: cfg.APIRateTokenBurst,
@@ -284,6 +295,9 @@ func (s *Service) Close(ctx context.Context) error {
 		s.wg.Wait()
 		if s.Bus != nil {
 			s.Bus.Close()
+		}
+		if s.requestDB != nil {
+			s.requestDB.Close()
 		}
 		if s.DB != nil {
 			s.DB.Close()
