@@ -178,20 +178,21 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (svc *Service, err
 
 	runCtx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
+	busy := busyWorkers(s.DB.Dialect())
 	for _, c := range []struct {
 		spec    events.ConsumerSpec
 		handler events.Handler
 	}{
 		// Presses handled together share a transaction (incidents.intakeGroup):
 		// more workers, larger groups in a storm.
-		{events.ConsumerSpec{Stream: events.StreamAlarms, Durable: "intake", Workers: 16}, intake.Handle},
-		{events.ConsumerSpec{Stream: events.StreamIncidents, Durable: "dispatch", Workers: 16,
+		{events.ConsumerSpec{Stream: events.StreamAlarms, Durable: "intake", Workers: busy}, intake.Handle},
+		{events.ConsumerSpec{Stream: events.StreamIncidents, Durable: "dispatch", Workers: busy,
 			Filters: []string{events.IncidentEventFilter(events.IncidentOpened)}}, s.Dispatcher.HandleIncident},
 		{events.ConsumerSpec{Stream: events.StreamTimers, Durable: "wave-timers", Workers: 4,
 			Filters: []string{events.TimerSubjectWave}}, s.Dispatcher.HandleTimer},
 		{events.ConsumerSpec{Stream: events.StreamTimers, Durable: "voice-timers", Workers: 4,
 			Filters: []string{events.TimerSubjectVoice}}, s.Dispatcher.HandleVoiceTimer},
-		{events.ConsumerSpec{Stream: events.StreamIncidents, Durable: "plans", Workers: 16,
+		{events.ConsumerSpec{Stream: events.StreamIncidents, Durable: "plans", Workers: busy,
 			Filters: []string{events.IncidentEventFilter(events.IncidentOpened)}}, s.Runner.HandleIncident},
 		{events.ConsumerSpec{Stream: events.StreamTimers, Durable: "duty-timers", Workers: 2,
 			Filters: []string{events.TimerSubjectDuty}}, s.Runner.HandleDutyTimer},
@@ -220,7 +221,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (svc *Service, err
 			Filters: []string{events.IncidentEventFilter(events.IncidentResolved), events.IncidentEventFilter(events.IncidentCancelled)}},
 			s.Drills.HandleClosed},
 		// A provider outage must not drop texts: retry for about half an hour.
-		{events.ConsumerSpec{Stream: events.StreamSMS, Durable: "sms-sender", Workers: 16, MaxTries: 70,
+		{events.ConsumerSpec{Stream: events.StreamSMS, Durable: "sms-sender", Workers: busy, MaxTries: 70,
 			Filters: []string{"sms.send.>"}}, sender.Handle},
 		{events.ConsumerSpec{Stream: events.StreamSMS, Durable: "sms-bulk", Workers: 1, MaxTries: 70,
 			Filters: []string{"sms.bulk.>"}}, bulkSender.Handle},
@@ -304,4 +305,22 @@ func (s *Service) Close(ctx context.Context) error {
 		}
 	})
 	return err
+}
+
+// busyWorkers is how many messages at once the consumers on an alarm's
+// path (intake, dispatch, plan start, sender) handle. On SQLite every
+// handler's transaction waits for the writer's next group commit
+// (storage/sqlitewriter.go), so the handlers in flight are what fills a
+// group: with 16 each, the writer was busy all the time at 200 alarms/s on
+// this project's CI machine and still committed groups of about 19; with
+// 32, groups of about 28 and 14 % less writer time an alarm, and the
+// hand-over to the sender went from p50 0.85–3.7 s to 0.15–0.6 s in four
+// back-to-back pairs (docs/performance.md, seventh round). On PostgreSQL
+// each handler holds a connection and a backend, and on two cores more of
+// them only share the same CPU: there 32 made a press's 202 slower.
+func busyWorkers(dialect string) int {
+	if dialect == "sqlite" {
+		return 32
+	}
+	return 16
 }
