@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -26,7 +27,7 @@ func TestPressAcceptedWhileTransactionsHoldTheMainPool(t *testing.T) {
 				if strings.Contains(c.DatabaseURL, "?") {
 					sep = "&"
 				}
-				c.DatabaseURL += sep + "pool_max_conns=2"
+				c.DatabaseURL += fmt.Sprintf("%spool_max_conns=%d", sep, mainConns)
 			}
 		})
 		h.community("c1")
