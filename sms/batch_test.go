@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"strings"
 	"sync"
 	"testing"
 
@@ -155,6 +157,83 @@ func TestSenderTakesAOneTextWakeUp(t *testing.T) {
 		}
 		if prov.count(medicPhone) != 1 || get(t, db, id).Status != sms.StatusSent {
 			t.Errorf("sent %v, row %s; want the one text sent", prov.sent, get(t, db, id).Status)
+		}
+	})
+}
+
+// Texts queued together go in with as few statements as their number
+// allows (issue 8), and keep the outbox's promise: a key queued before, or
+// twice in the same call, is one text; the wake-up names the new texts in
+// the order they were given, across statements.
+func TestQueueAllQueuesEachKeyOnceAcrossStatements(t *testing.T) {
+	storagetest.Each(t, func(t *testing.T, db storage.DB) {
+		ctx := context.Background()
+		queue := func(texts ...sms.Text) []string {
+			t.Helper()
+			var staged []events.Message
+			err := db.InTx(ctx, func(q storage.Querier) error {
+				var err error
+				staged, err = sms.QueueAll(ctx, q, start, texts...)
+				return err
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(staged) == 0 {
+				return nil
+			}
+			if len(staged) != 1 {
+				t.Fatalf("staged %d wake-ups for live texts, want 1", len(staged))
+			}
+			var ev events.Event
+			if err := json.Unmarshal(staged[0].Data, &ev); err != nil {
+				t.Fatal(err)
+			}
+			var p struct {
+				OutboxID  string   `json:"outbox_id"`
+				OutboxIDs []string `json:"outbox_ids"`
+			}
+			if err := ev.Decode(&p); err != nil {
+				t.Fatal(err)
+			}
+			if len(p.OutboxIDs) == 0 {
+				return []string{p.OutboxID}
+			}
+			return p.OutboxIDs
+		}
+		text := func(n int) sms.Text {
+			tx := offerText(fmt.Sprintf("offer:in_fire1:rs_%03d", n), fmt.Sprintf("of_%03d", n))
+			tx.To = fmt.Sprintf("+86138%08d", n)
+			return tx
+		}
+		if ids := queue(text(0), text(1)); len(ids) != 2 {
+			t.Fatalf("first call woke the sender for %v, want 2 texts", ids)
+		}
+		// 250 new texts (more than one statement holds), the two queued
+		// before, and one key given twice.
+		var texts []sms.Text
+		for n := range 252 {
+			texts = append(texts, text(n))
+		}
+		texts = append(texts, text(7))
+		ids := queue(texts...)
+		if len(ids) != 250 {
+			t.Fatalf("second call woke the sender for %d texts, want the 250 new ones", len(ids))
+		}
+		for i, id := range ids {
+			m := get(t, db, id)
+			if want := fmt.Sprintf("offer:in_fire1:rs_%03d", i+2); m.Key != want || m.Status != sms.StatusPending {
+				t.Fatalf("wake-up's text %d is %s (%s), want %s pending: the order given", i, m.Key, m.Status, want)
+			}
+			if m.Body == "" || !strings.Contains(m.Body, "3号楼") {
+				t.Fatalf("text %s body %q, want the rendered offer", m.Key, m.Body)
+			}
+		}
+		if n := storagetest.Strings(t, db, `SELECT id FROM sms_outbox`); len(n) != 252 {
+			t.Errorf("outbox holds %d texts, want 252: one a key", len(n))
+		}
+		if again := queue(texts...); again != nil {
+			t.Errorf("queueing the same keys again woke the sender for %d texts", len(again))
 		}
 	})
 }

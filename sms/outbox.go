@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/shouwang/shouwang/errdefs"
@@ -102,24 +103,24 @@ func Queue(ctx context.Context, q storage.Querier, now time.Time, t Text) ([]eve
 // returns the staged messages for the relay; texts whose key was queued
 // before are skipped.
 func QueueAll(ctx context.Context, q storage.Querier, now time.Time, texts ...Text) ([]events.Message, error) {
+	ids, err := insertTexts(ctx, q, now, texts)
+	if err != nil {
+		return nil, err
+	}
 	var live, bulk []string
 	community := ""
-	for _, t := range texts {
-		id, queued, err := insertText(ctx, q, now, t)
-		if err != nil {
-			return nil, err
-		}
-		if !queued {
-			continue
+	for i, t := range texts {
+		if ids[i] == "" {
+			continue // queued before
 		}
 		if len(live)+len(bulk) > 0 && t.Community != community {
 			return nil, fmt.Errorf("queue text %s: texts of communities %s and %s in one wake-up", t.Key, community, t.Community)
 		}
 		community = t.Community
 		if t.Bulk {
-			bulk = append(bulk, id)
+			bulk = append(bulk, ids[i])
 		} else {
-			live = append(live, id)
+			live = append(live, ids[i])
 		}
 	}
 	var staged []events.Message
@@ -150,11 +151,103 @@ func QueueAll(ctx context.Context, q storage.Querier, now time.Time, texts ...Te
 	return staged, events.Stage(ctx, q, now, staged...)
 }
 
-// insertText writes t to the outbox. It returns the new row's id, or false
-// if a text with the same key was queued before.
-func insertText(ctx context.Context, q storage.Querier, now time.Time, t Text) (string, bool, error) {
+// outboxCols are the columns insertTexts writes, in the order of its values.
+const outboxCols = 15
+
+// insertChunk bounds the texts of one INSERT: 1,500 bound values, well
+// under both databases' limits.
+const insertChunk = 100
+
+// insertTexts writes texts to the outbox, one statement for up to
+// insertChunk of them: a statement a text was the costliest statement of an
+// alarm in SQLite's one writer (issue 8). It returns each text's new row
+// id, or "" where a text with the same key was queued before.
+func insertTexts(ctx context.Context, q storage.Querier, now time.Time, texts []Text) ([]string, error) {
+	ids := make([]string, len(texts))
+	for start := 0; start < len(texts); start += insertChunk {
+		chunk := texts[start:min(start+insertChunk, len(texts))]
+		args := make([]any, 0, len(chunk)*outboxCols)
+		for i, t := range chunk {
+			row, err := outboxRow(t, now)
+			if err != nil {
+				return nil, err
+			}
+			ids[start+i] = row[0].(string)
+			args = append(args, row...)
+		}
+		// The rows a conflict skipped return nothing: whichever id did not
+		// come back was queued before, under its key.
+		inserted, err := insertReturning(ctx, q, `INSERT INTO sms_outbox (id, dedup_key, community_id, incident_id, offer_id,
+			to_phone, body, purpose, status, created_at, updated_at, template, params, locale, channel, body_key)
+			VALUES `+outboxTuples(len(chunk))+` ON CONFLICT (dedup_key) DO NOTHING RETURNING id`, args)
+		if err != nil {
+			return nil, fmt.Errorf("queue text %s: %w", chunk[0].Key, err)
+		}
+		for i := range chunk {
+			if !inserted[ids[start+i]] {
+				ids[start+i] = ""
+			}
+		}
+	}
+	return ids, nil
+}
+
+// outboxTuples is the VALUES of n texts: created_at is also updated_at.
+func outboxTuples(n int) string {
+	var b strings.Builder
+	for r := range n {
+		if r > 0 {
+			b.WriteString(", ")
+		}
+		at := r*outboxCols + 1
+		b.WriteString("(")
+		for c := range outboxCols {
+			if c > 0 {
+				b.WriteString(", ")
+			}
+			fmt.Fprintf(&b, "$%d", at+c)
+			if c == 9 { // created_at, then updated_at
+				fmt.Fprintf(&b, ", $%d", at+c)
+			}
+		}
+		b.WriteString(")")
+	}
+	return b.String()
+}
+
+// insertReturning runs an INSERT … RETURNING id and collects the ids. One
+// row goes through QueryRow, which also works outside a transaction on
+// SQLite (the writer runs it in its turn).
+func insertReturning(ctx context.Context, q storage.Querier, stmt string, args []any) (map[string]bool, error) {
+	got := map[string]bool{}
+	if len(args) == outboxCols {
+		var id string
+		err := q.QueryRow(ctx, stmt, args...).Scan(&id)
+		if errors.Is(err, storage.ErrNoRows) {
+			return got, nil
+		}
+		got[id] = true
+		return got, err
+	}
+	rows, err := q.Query(ctx, stmt, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		got[id] = true
+	}
+	return got, rows.Err()
+}
+
+// outboxRow is one text's values in outboxCols order, its new id first.
+func outboxRow(t Text, now time.Time) ([]any, error) {
 	if _, ok := Templates[t.Template]; !ok {
-		return "", false, fmt.Errorf("queue text %s: no template %q", t.Key, t.Template)
+		return nil, fmt.Errorf("queue text %s: no template %q", t.Key, t.Template)
 	}
 	if t.Locale == "" {
 		t.Locale = "zh-CN"
@@ -167,24 +260,11 @@ func insertText(ctx context.Context, q storage.Querier, now time.Time, t Text) (
 	}
 	params, err := json.Marshal(t.Params)
 	if err != nil {
-		return "", false, err
+		return nil, err
 	}
 	body := Render(t.Template, t.Locale, t.Params, t.Drill)
-	id := events.NewID("sm", now)
-	var got string
-	err = q.QueryRow(ctx, `INSERT INTO sms_outbox (id, dedup_key, community_id, incident_id, offer_id, to_phone, body,
-		purpose, status, created_at, updated_at, template, params, locale, channel, body_key)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $11, $12, $13, $14, $15)
-		ON CONFLICT (dedup_key) DO NOTHING RETURNING id`,
-		id, t.Key, t.Community, t.Incident, t.Offer, t.To, body, t.Purpose, StatusPending, now.UnixMilli(),
-		t.Template, string(params), t.Locale, t.Channel, bodyKey(body)).Scan(&got)
-	if errors.Is(err, storage.ErrNoRows) {
-		return "", false, nil
-	}
-	if err != nil {
-		return "", false, fmt.Errorf("queue text %s: %w", t.Key, err)
-	}
-	return id, true, nil
+	return []any{events.NewID("sm", now), t.Key, t.Community, t.Incident, t.Offer, t.To, body, t.Purpose, StatusPending,
+		now.UnixMilli(), t.Template, string(params), t.Locale, t.Channel, bodyKey(body)}, nil
 }
 
 // Queued is a text as the outbox holds it.
