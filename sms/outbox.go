@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"hash/fnv"
 	"log/slog"
-	"strings"
 	"time"
 
 	"github.com/shouwang/shouwang/errdefs"
@@ -152,9 +151,9 @@ func QueueAll(ctx context.Context, q storage.Querier, now time.Time, texts ...Te
 }
 
 // outboxCols are the columns insertTexts writes, in the order of its values.
-const outboxCols = 15
+const outboxCols = 16
 
-// insertChunk bounds the texts of one INSERT: 1,500 bound values, well
+// insertChunk bounds the texts of one INSERT: 1,600 bound values, well
 // under both databases' limits.
 const insertChunk = 100
 
@@ -179,7 +178,7 @@ func insertTexts(ctx context.Context, q storage.Querier, now time.Time, texts []
 		// come back was queued before, under its key.
 		inserted, err := insertReturning(ctx, q, `INSERT INTO sms_outbox (id, dedup_key, community_id, incident_id, offer_id,
 			to_phone, body, purpose, status, created_at, updated_at, template, params, locale, channel, body_key)
-			VALUES `+outboxTuples(len(chunk))+` ON CONFLICT (dedup_key) DO NOTHING RETURNING id`, args)
+			VALUES `+storage.Tuples(len(chunk), outboxCols)+` ON CONFLICT (dedup_key) DO NOTHING RETURNING id`, args)
 		if err != nil {
 			return nil, fmt.Errorf("queue text %s: %w", chunk[0].Key, err)
 		}
@@ -190,29 +189,6 @@ func insertTexts(ctx context.Context, q storage.Querier, now time.Time, texts []
 		}
 	}
 	return ids, nil
-}
-
-// outboxTuples is the VALUES of n texts: created_at is also updated_at.
-func outboxTuples(n int) string {
-	var b strings.Builder
-	for r := range n {
-		if r > 0 {
-			b.WriteString(", ")
-		}
-		at := r*outboxCols + 1
-		b.WriteString("(")
-		for c := range outboxCols {
-			if c > 0 {
-				b.WriteString(", ")
-			}
-			fmt.Fprintf(&b, "$%d", at+c)
-			if c == 9 { // created_at, then updated_at
-				fmt.Fprintf(&b, ", $%d", at+c)
-			}
-		}
-		b.WriteString(")")
-	}
-	return b.String()
 }
 
 // insertReturning runs an INSERT … RETURNING id and collects the ids. One
@@ -263,8 +239,9 @@ func outboxRow(t Text, now time.Time) ([]any, error) {
 		return nil, err
 	}
 	body := Render(t.Template, t.Locale, t.Params, t.Drill)
+	at := now.UnixMilli() // created and last updated
 	return []any{events.NewID("sm", now), t.Key, t.Community, t.Incident, t.Offer, t.To, body, t.Purpose, StatusPending,
-		now.UnixMilli(), t.Template, string(params), t.Locale, t.Channel, bodyKey(body)}, nil
+		at, at, t.Template, string(params), t.Locale, t.Channel, bodyKey(body)}, nil
 }
 
 // Queued is a text as the outbox holds it.
