@@ -457,20 +457,11 @@ func (d *Dispatcher) escalate(ctx context.Context, q storage.Querier, in *incide
 }
 
 func offeredResponders(ctx context.Context, q storage.Querier, incident string) (map[string]bool, error) {
-	rows, err := q.Query(ctx, `SELECT responder_id FROM offers WHERE incident_id = $1`, incident)
+	asked, err := storage.StringSet(ctx, q, `SELECT responder_id FROM offers WHERE incident_id = $1`, incident)
 	if err != nil {
 		return nil, fmt.Errorf("offered responders of %s: %w", incident, err)
 	}
-	defer rows.Close()
-	out := map[string]bool{}
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			return nil, err
-		}
-		out[id] = true
-	}
-	return out, rows.Err()
+	return asked, nil
 }
 
 // Nearest finds up to limit responders qualified for skill, available and

@@ -160,7 +160,8 @@ const insertChunk = 100
 // insertTexts writes texts to the outbox, one statement for up to
 // insertChunk of them: a statement a text was the costliest statement of an
 // alarm in SQLite's one writer (issue 8). It returns each text's new row
-// id, or "" where a text with the same key was queued before.
+// id, or "" where a text with the same key was queued before. q is the
+// caller's transaction, as for every queued text (Enqueue).
 func insertTexts(ctx context.Context, q storage.Querier, now time.Time, texts []Text) ([]string, error) {
 	ids := make([]string, len(texts))
 	for start := 0; start < len(texts); start += insertChunk {
@@ -176,9 +177,9 @@ func insertTexts(ctx context.Context, q storage.Querier, now time.Time, texts []
 		}
 		// The rows a conflict skipped return nothing: whichever id did not
 		// come back was queued before, under its key.
-		inserted, err := insertReturning(ctx, q, `INSERT INTO sms_outbox (id, dedup_key, community_id, incident_id, offer_id,
+		inserted, err := storage.StringSet(ctx, q, `INSERT INTO sms_outbox (id, dedup_key, community_id, incident_id, offer_id,
 			to_phone, body, purpose, status, created_at, updated_at, template, params, locale, channel, body_key)
-			VALUES `+storage.Tuples(len(chunk), outboxCols)+` ON CONFLICT (dedup_key) DO NOTHING RETURNING id`, args)
+			VALUES `+storage.Tuples(len(chunk), outboxCols)+` ON CONFLICT (dedup_key) DO NOTHING RETURNING id`, args...)
 		if err != nil {
 			return nil, fmt.Errorf("queue text %s: %w", chunk[0].Key, err)
 		}
@@ -189,35 +190,6 @@ func insertTexts(ctx context.Context, q storage.Querier, now time.Time, texts []
 		}
 	}
 	return ids, nil
-}
-
-// insertReturning runs an INSERT … RETURNING id and collects the ids. One
-// row goes through QueryRow, which also works outside a transaction on
-// SQLite (the writer runs it in its turn).
-func insertReturning(ctx context.Context, q storage.Querier, stmt string, args []any) (map[string]bool, error) {
-	got := map[string]bool{}
-	if len(args) == outboxCols {
-		var id string
-		err := q.QueryRow(ctx, stmt, args...).Scan(&id)
-		if errors.Is(err, storage.ErrNoRows) {
-			return got, nil
-		}
-		got[id] = true
-		return got, err
-	}
-	rows, err := q.Query(ctx, stmt, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			return nil, err
-		}
-		got[id] = true
-	}
-	return got, rows.Err()
 }
 
 // outboxRow is one text's values in outboxCols order, its new id first.

@@ -136,3 +136,23 @@ func Tuples(rows, per int) string {
 	}
 	return b.String()
 }
+
+// StringSet runs a query of one text column, in or out of a transaction's
+// reads, and returns the values it gave as a set. A write with RETURNING
+// must run in a transaction on SQLite (sqliteDB.Query).
+func StringSet(ctx context.Context, q Querier, query string, args ...any) (map[string]bool, error) {
+	rows, err := q.Query(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[string]bool{}
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			return nil, err
+		}
+		out[s] = true
+	}
+	return out, rows.Err()
+}
