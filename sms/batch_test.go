@@ -82,12 +82,9 @@ func TestTextsQueuedTogetherShareOneWakeUp(t *testing.T) {
 		if err := json.Unmarshal(staged[0].Data, &ev); err != nil {
 			t.Fatal(err)
 		}
-		var p struct {
-			OutboxID  string   `json:"outbox_id"`
-			OutboxIDs []string `json:"outbox_ids"`
-		}
-		if err := ev.Decode(&p); err != nil || len(p.OutboxIDs) != 3 || p.OutboxID != p.OutboxIDs[0] {
-			t.Fatalf("live wake-up payload %s (%v), want three ids and the first as outbox_id", ev.Payload, err)
+		first, ids := wakeUpIDs(t, ev)
+		if len(ids) != 3 || first != ids[0] {
+			t.Fatalf("live wake-up payload %s, want three ids and the first as outbox_id", ev.Payload)
 		}
 
 		prov := &phoneProvider{down: map[string]bool{phones[1]: true}, sent: map[string]int{}}
@@ -102,7 +99,7 @@ func TestTextsQueuedTogetherShareOneWakeUp(t *testing.T) {
 		if prov.count(phones[0]) != 1 || prov.count(phones[2]) != 1 || prov.count(phones[1]) != 0 {
 			t.Fatalf("sent %v, want the two reachable phones once each", prov.sent)
 		}
-		if got := get(t, db, p.OutboxIDs[1]); got.Status != sms.StatusPending {
+		if got := get(t, db, ids[1]); got.Status != sms.StatusPending {
 			t.Errorf("text to the unreachable phone is %s, want pending", got.Status)
 		}
 
@@ -115,7 +112,7 @@ func TestTextsQueuedTogetherShareOneWakeUp(t *testing.T) {
 				t.Errorf("%s got %d texts, want 1", phone, n)
 			}
 		}
-		for _, id := range p.OutboxIDs {
+		for _, id := range ids {
 			if got := get(t, db, id); got.Status != sms.StatusSent {
 				t.Errorf("text %s is %s, want sent", id, got.Status)
 			}
@@ -189,17 +186,11 @@ func TestQueueAllQueuesEachKeyOnceAcrossStatements(t *testing.T) {
 			if err := json.Unmarshal(staged[0].Data, &ev); err != nil {
 				t.Fatal(err)
 			}
-			var p struct {
-				OutboxID  string   `json:"outbox_id"`
-				OutboxIDs []string `json:"outbox_ids"`
+			first, ids := wakeUpIDs(t, ev)
+			if len(ids) == 0 {
+				return []string{first}
 			}
-			if err := ev.Decode(&p); err != nil {
-				t.Fatal(err)
-			}
-			if len(p.OutboxIDs) == 0 {
-				return []string{p.OutboxID}
-			}
-			return p.OutboxIDs
+			return ids
 		}
 		text := func(n int) sms.Text {
 			tx := offerText(fmt.Sprintf("offer:in_fire1:rs_%03d", n), fmt.Sprintf("of_%03d", n))

@@ -67,13 +67,25 @@ func enqueue(t *testing.T, db storage.DB, text sms.Text) (events.Event, bool) {
 
 func outboxID(t *testing.T, ev events.Event) string {
 	t.Helper()
-	var p struct {
-		OutboxID string `json:"outbox_id"`
+	first, _ := wakeUpIDs(t, ev)
+	if first == "" {
+		t.Fatalf("sms.send payload %s names no text", ev.Payload)
 	}
-	if err := ev.Decode(&p); err != nil || p.OutboxID == "" {
+	return first
+}
+
+// wakeUpIDs reads an sms.send payload: the first text it names
+// (outbox_id) and the list of them (outbox_ids), empty when it names one.
+func wakeUpIDs(t *testing.T, ev events.Event) (string, []string) {
+	t.Helper()
+	var p struct {
+		OutboxID  string   `json:"outbox_id"`
+		OutboxIDs []string `json:"outbox_ids"`
+	}
+	if err := ev.Decode(&p); err != nil {
 		t.Fatalf("sms.send payload %s: %v", ev.Payload, err)
 	}
-	return p.OutboxID
+	return p.OutboxID, p.OutboxIDs
 }
 
 func get(t *testing.T, db storage.DB, id string) sms.Queued {
