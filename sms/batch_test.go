@@ -8,8 +8,10 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/shouwang/shouwang/events"
+	"github.com/shouwang/shouwang/incidents"
 	"github.com/shouwang/shouwang/sms"
 	"github.com/shouwang/shouwang/storage"
 	"github.com/shouwang/shouwang/storage/storagetest"
@@ -225,6 +227,69 @@ func TestQueueAllQueuesEachKeyOnceAcrossStatements(t *testing.T) {
 		}
 		if again := queue(texts...); again != nil {
 			t.Errorf("queueing the same keys again woke the sender for %d texts", len(again))
+		}
+	})
+}
+
+// The texts of one wake-up are claimed and recorded sent together, in
+// statements of many rows (issue 8): each row still gets its own provider
+// id and time, a text named twice in the message goes once, and the
+// incident's first offer is marked once.
+func TestSenderRecordsEachTextOfAWakeUpWithItsOwnSID(t *testing.T) {
+	storagetest.Each(t, func(t *testing.T, db storage.DB) {
+		ctx := context.Background()
+		var texts []sms.Text
+		for n := range 250 {
+			tx := offerText(fmt.Sprintf("offer:in_fire1:rs_%03d", n), fmt.Sprintf("of_%03d", n))
+			tx.To = fmt.Sprintf("+86139%08d", n)
+			texts = append(texts, tx)
+		}
+		var staged []events.Message
+		err := db.InTx(ctx, func(q storage.Querier) error {
+			var err error
+			staged, err = sms.QueueAll(ctx, q, start, texts...)
+			return err
+		})
+		if err != nil || len(staged) != 1 {
+			t.Fatalf("queue: %v, %d wake-ups", err, len(staged))
+		}
+		var queued events.Event
+		if err := json.Unmarshal(staged[0].Data, &queued); err != nil {
+			t.Fatal(err)
+		}
+		_, ids := wakeUpIDs(t, queued)
+		// Repeats must not be sent twice, however the message came to
+		// name them.
+		named := append(append([]string{}, ids...), ids[0], ids[249], ids[0])
+		ev, err := events.New("send:repeats", "sms.send", events.SMSSendSubject("xinhua"), "xinhua", start,
+			map[string]any{"outbox_id": named[0], "outbox_ids": named})
+		if err != nil {
+			t.Fatal(err)
+		}
+		prov := &phoneProvider{sent: map[string]int{}}
+		s := newSender(db, newBus(t), prov)
+		for range 2 { // the second time as a redelivery
+			if err := s.Handle(ctx, ev); err != nil {
+				t.Fatal(err)
+			}
+		}
+		sentAt := start.Add(time.Second).UnixMilli()
+		for i, tx := range texts {
+			if n := prov.count(tx.To); n != 1 {
+				t.Errorf("%s got %d texts, want 1", tx.To, n)
+			}
+			m := get(t, db, ids[i])
+			if m.Status != sms.StatusSent || m.ProviderSID != "SM"+tx.To || m.To != tx.To {
+				t.Fatalf("text %s to %s is %s with sid %q, want sent with SM%s", m.ID, m.To, m.Status, m.ProviderSID, tx.To)
+			}
+			if got := storagetest.Strings(t, db, `SELECT CAST(sent_at AS TEXT) FROM sms_outbox WHERE id = $1`, m.ID); len(got) != 1 ||
+				got[0] != fmt.Sprint(sentAt) {
+				t.Fatalf("text %s sent_at %v, want %d", m.ID, got, sentAt)
+			}
+		}
+		marks := storagetest.Strings(t, db, `SELECT id FROM timeline WHERE kind = $1`, incidents.KindFirstOfferSent)
+		if len(marks) != 1 || marks[0] != incidents.KindFirstOfferSent+":in_fire1" {
+			t.Errorf("first-offer marks %v, want one for in_fire1", marks)
 		}
 	})
 }

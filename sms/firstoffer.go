@@ -7,36 +7,67 @@ import (
 	"time"
 
 	"github.com/shouwang/shouwang/incidents"
+	"github.com/shouwang/shouwang/storage"
 )
 
 // firstOffers marks, for each incident an offer text just sent was about,
 // whether it was the incident's first, and times those from the alarm. The
 // text is out whatever happens here, so a failure is only logged.
 func (s *Sender) firstOffers(ctx context.Context, texts []Queued, sentAt time.Time) {
-	seen := make(map[string]bool, len(texts))
+	firsts := map[string]time.Time{}
+	s.unmarkedIncidents(firsts, texts, sentAt)
+	var since []time.Duration
+	err := retryDB(ctx, func() (err error) {
+		since, err = markFirstOffers(ctx, s.DB, firsts)
+		return err
+	})
+	if err != nil {
+		s.Log.Warn("first offer of an incident not recorded", "incidents", len(firsts), "err", err)
+		return
+	}
+	s.firstOffersMarked(firsts, since)
+}
+
+// unmarkedIncidents adds to firsts the incidents of offer texts sent at
+// sentAt whose first offer text is not known to be recorded, each with the
+// earliest time. Drills stay out of live statistics; every drill text
+// carries the prefix.
+func (s *Sender) unmarkedIncidents(firsts map[string]time.Time, texts []Queued, sentAt time.Time) {
 	for _, t := range texts {
-		// Drills stay out of live statistics; every drill text carries the prefix.
-		if t.Incident == "" || seen[t.Incident] || strings.HasPrefix(t.Body, DrillPrefix) {
+		if t.Incident == "" || strings.HasPrefix(t.Body, DrillPrefix) || s.FirstMarked.has(t.Incident) {
 			continue
 		}
-		seen[t.Incident] = true
-		if s.FirstMarked.has(t.Incident) {
-			continue
+		if at, ok := firsts[t.Incident]; !ok || sentAt.Before(at) {
+			firsts[t.Incident] = sentAt
 		}
-		var since time.Duration
-		var first bool
-		err := retryDB(ctx, func() (err error) {
-			since, first, err = incidents.MarkFirstOfferSent(ctx, s.DB, t.Incident, sentAt)
-			return err
-		})
+	}
+}
+
+// markFirstOffers records that the first offer text of each incident went
+// at the time given, unless one went before, and returns how long after
+// the alarm those that were first went.
+func markFirstOffers(ctx context.Context, q storage.Querier, firsts map[string]time.Time) ([]time.Duration, error) {
+	var since []time.Duration
+	for incident, at := range firsts {
+		d, first, err := incidents.MarkFirstOfferSent(ctx, q, incident, at)
 		if err != nil {
-			s.Log.Warn("first offer of an incident not recorded", "incident", t.Incident, "err", err)
-			continue
+			return nil, err
 		}
-		s.FirstMarked.add(t.Incident)
 		if first {
-			s.Metrics.AlarmToOfferSMS(since)
+			since = append(since, d)
 		}
+	}
+	return since, nil
+}
+
+// firstOffersMarked remembers the incidents recorded and times their
+// first offers.
+func (s *Sender) firstOffersMarked(firsts map[string]time.Time, since []time.Duration) {
+	for incident := range firsts {
+		s.FirstMarked.add(incident)
+	}
+	for _, d := range since {
+		s.Metrics.AlarmToOfferSMS(d)
 	}
 }
 

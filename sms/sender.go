@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"html"
 	"log/slog"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -14,6 +16,7 @@ import (
 
 	"golang.org/x/time/rate"
 
+	"github.com/shouwang/shouwang/errdefs"
 	"github.com/shouwang/shouwang/events"
 	"github.com/shouwang/shouwang/metrics"
 	"github.com/shouwang/shouwang/storage"
@@ -71,21 +74,62 @@ type Sender struct {
 // for good is marked failed and reported. When some texts of a message
 // must be tried again, the message is: the redelivery finds the others
 // sent and skips them.
+//
+// The texts of one message are claimed in one write and recorded sent in
+// as few as they finish in: a write for each, twice, was most of the
+// transactions of an alarm in SQLite's one writer (issue 8).
 func (s *Sender) Handle(ctx context.Context, ev events.Event) error {
 	var p sendPayload
 	if err := ev.Decode(&p); err != nil {
 		return events.Permanent(err)
 	}
-	ids := p.ids()
-	if len(ids) == 1 {
-		return s.handleOne(ctx, ids[0])
+	ids := unique(p.ids())
+	found, err := s.load(ctx, ids)
+	if err != nil {
+		return err
 	}
+	texts := make([]Queued, len(ids))
 	errs := make([]error, len(ids))
+	due := make([]bool, len(ids))
 	var wg sync.WaitGroup
 	for i, id := range ids {
-		wg.Go(func() { errs[i] = s.handleOne(ctx, id) })
+		m, ok := found[id]
+		if !ok {
+			errs[i] = fmt.Errorf("text %s: %w", id, errdefs.ErrNotFound)
+			continue
+		}
+		texts[i] = m
+		wg.Go(func() { due[i], errs[i] = s.check(ctx, m) })
 	}
 	wg.Wait()
+	var claim []string
+	for i, m := range texts {
+		if due[i] {
+			claim = append(claim, m.ID)
+		}
+	}
+	claimed, err := s.claim(ctx, claim)
+	if err != nil {
+		return err
+	}
+	sent := make(chan sentText, len(ids))
+	for i, m := range texts {
+		if !claimed[m.ID] {
+			continue // bundled into another text meanwhile
+		}
+		wg.Go(func() {
+			// Only a failure is written here: the recorder writes the
+			// outcome of a text that went out.
+			if err := s.send(ctx, i, m, sent); err != nil {
+				errs[i] = err
+			}
+		})
+	}
+	go func() {
+		wg.Wait()
+		close(sent)
+	}()
+	s.recordSent(ctx, sent, errs)
 	return retryOutcome(errs)
 }
 
@@ -124,56 +168,133 @@ func retryOutcome(errs []error) error {
 	}
 }
 
-// handleOne sends one queued text or call.
-func (s *Sender) handleOne(ctx context.Context, id string) error {
-	m, err := Get(ctx, s.DB, id)
-	if err != nil {
-		return err
+// unique drops repeated ids, keeping the first of each: a text named twice
+// would be claimed twice and sent twice.
+func unique(ids []string) []string {
+	seen := make(map[string]bool, len(ids))
+	out := ids[:0:0]
+	for _, id := range ids {
+		if !seen[id] {
+			seen[id] = true
+			out = append(out, id)
+		}
 	}
+	return out
+}
+
+// idsPerStatement bounds the IN lists of the sender's statements.
+const idsPerStatement = 500
+
+// load reads the queued texts named, by id.
+func (s *Sender) load(ctx context.Context, ids []string) (map[string]Queued, error) {
+	out := make(map[string]Queued, len(ids))
+	for part := range slices.Chunk(ids, idsPerStatement) {
+		rows, err := queuedWhere(ctx, s.DB, `id IN (`+storage.Marks(1, len(part))+`)`, anys(part)...)
+		if err != nil {
+			return nil, fmt.Errorf("read texts %s (and %d more): %w", part[0], len(part)-1, err)
+		}
+		for _, m := range rows {
+			out[m.ID] = m
+		}
+	}
+	return out, nil
+}
+
+func anys(ss []string) []any {
+	out := make([]any, len(ss))
+	for i, s := range ss {
+		out[i] = s
+	}
+	return out
+}
+
+// check says whether text m is due to go now. A text sent, bundled,
+// suppressed or given up is not: a redelivery must not send it twice.
+func (s *Sender) check(ctx context.Context, m Queued) (bool, error) {
 	if m.Status != StatusPending && m.Status != StatusSending {
-		return nil // sent, bundled, suppressed or given up: redelivery must not send twice
+		return false, nil
 	}
-	log := s.Log.With("outbox_id", m.ID, "to", Mask(m.To), "template", m.Template, "channel", m.Channel, "incident", m.Incident)
-	if m.Status == StatusSending && m.Channel == ChannelSMS {
+	if m.Channel != ChannelSMS {
+		return true, nil
+	}
+	log := s.textLog(m)
+	if m.Status == StatusSending {
 		// An earlier attempt claimed this text and recorded no outcome: the
 		// process died while handing it over, or right after. Sending again
 		// blindly would text the same person twice (a crash test saw it).
 		if done, err := s.sentBeforeCrash(ctx, m, log); err != nil || done {
-			return err
+			return false, err
 		}
 	}
-	var bundled []Queued
-	if m.Channel == ChannelSMS {
-		if wait, err := s.recipientWait(ctx, m); err != nil || wait > 0 {
+	if wait, err := s.recipientWait(ctx, m); err != nil || wait > 0 {
+		if err != nil {
+			return false, err
+		}
+		log.Info("per-recipient limit reached; text waits", "retry_in", wait)
+		return false, events.RetryAfter(wait, fmt.Errorf("%s: per-recipient limit", m.ID))
+	}
+	if dup, err := s.sentBefore(ctx, m); err != nil || dup {
+		if err != nil {
+			return false, err
+		}
+		log.Info("identical text sent to this phone recently; not sending it again")
+		if err := s.mark(ctx, m.ID, StatusSuppressed, "", "identical text within the carrier window"); err != nil {
+			return false, err
+		}
+		s.Metrics.SMS(m.Channel, StatusSuppressed, 1)
+		return false, nil
+	}
+	return true, nil
+}
+
+func (s *Sender) textLog(m Queued) *slog.Logger {
+	return s.Log.With("outbox_id", m.ID, "to", Mask(m.To), "template", m.Template, "channel", m.Channel, "incident", m.Incident)
+}
+
+// claim marks the texts ids as being sent, before anything else: from
+// then no other worker can fold them into their own text, and this one
+// may fold only rows nobody has started on. (Folding each other's rows
+// deadlocked.) It returns the ids it claimed; the others were bundled
+// into another text meanwhile.
+func (s *Sender) claim(ctx context.Context, ids []string) (map[string]bool, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	claimed := make(map[string]bool, len(ids))
+	err := s.DB.InTx(ctx, func(q storage.Querier) error {
+		clear(claimed)
+		now := s.Now().UnixMilli()
+		for part := range slices.Chunk(ids, idsPerStatement) {
+			got, err := storage.StringSet(ctx, q, `UPDATE sms_outbox SET status = $1, attempts = attempts + 1, updated_at = $2
+				WHERE id IN (`+storage.Marks(3, len(part))+`) AND status IN ('pending', 'sending') RETURNING id`,
+				append([]any{StatusSending, now}, anys(part)...)...)
 			if err != nil {
 				return err
 			}
-			log.Info("per-recipient limit reached; text waits", "retry_in", wait)
-			return events.RetryAfter(wait, fmt.Errorf("%s: per-recipient limit", m.ID))
+			maps.Copy(claimed, got)
 		}
-		if dup, err := s.sentBefore(ctx, m); err != nil || dup {
-			if err != nil {
-				return err
-			}
-			log.Info("identical text sent to this phone recently; not sending it again")
-			if err := s.mark(ctx, m.ID, StatusSuppressed, "", "identical text within the carrier window"); err != nil {
-				return err
-			}
-			s.Metrics.SMS(m.Channel, StatusSuppressed, 1)
-			return nil
-		}
-	}
-	// Claim the row before anything else: from here no other worker can
-	// fold it into their own text, and this one may fold only rows nobody
-	// has started on. (Folding each other's rows deadlocked.)
-	claimed, err := s.DB.Exec(ctx, `UPDATE sms_outbox SET status = $2, attempts = attempts + 1, updated_at = $3
-		WHERE id = $1 AND status IN ('pending', 'sending')`, m.ID, StatusSending, s.Now().UnixMilli())
+		return nil
+	})
 	if err != nil {
-		return fmt.Errorf("mark %s sending: %w", m.ID, err)
+		return nil, fmt.Errorf("mark %s (and %d more) sending: %w", ids[0], len(ids)-1, err)
 	}
-	if claimed == 0 {
-		return nil // bundled into another text meanwhile
-	}
+	return claimed, nil
+}
+
+// sentText is a text the provider took, not yet recorded as sent.
+type sentText struct {
+	i       int // its place in the message
+	m       Queued
+	bundled []Queued
+	sid     string
+	at      time.Time
+}
+
+// send hands one claimed text or call to the provider. A text that went
+// out goes on sent, for the recorder; a refused one is marked failed here.
+func (s *Sender) send(ctx context.Context, i int, m Queued, sent chan<- sentText) error {
+	var bundled []Queued
+	var err error
 	// A retried bundle goes out as it is.
 	if m.Channel == ChannelSMS && m.Purpose == "offer" && m.Template != TplOfferBundle {
 		if m, bundled, err = s.bundle(ctx, m); err != nil {
@@ -187,30 +308,14 @@ func (s *Sender) handleOne(ctx context.Context, id string) error {
 	now := s.Now()
 	switch {
 	case sendErr == nil:
-		// The text is out: keep trying to record it (the database may be
-		// restarting) rather than leave the row claimed. If that fails for
-		// good, the redelivery finds the row claimed and asks the provider
-		// before sending (sentBeforeCrash).
-		if err := retryDB(ctx, func() error {
-			_, err := s.DB.Exec(ctx, `UPDATE sms_outbox SET status = $2, provider_sid = $3, sent_at = $4, updated_at = $4,
-				last_error = '' WHERE id = $1`, m.ID, StatusSent, sid, now.UnixMilli())
-			return err
-		}); err != nil {
-			log.Error("text sent but not recorded as sent", "sid", sid, "err", err)
-			return fmt.Errorf("record %s sent as %s: %w", m.ID, sid, err)
-		}
-		log.Info("sent", "sid", sid, "bundled", len(bundled))
-		s.Metrics.SMS(m.Channel, StatusSent, 1)
-		if m.Channel == ChannelSMS && m.Purpose == "offer" {
-			s.firstOffers(ctx, append([]Queued{m}, bundled...), now)
-		}
+		sent <- sentText{i: i, m: m, bundled: bundled, sid: sid, at: now}
 		return nil
 	case IsPermanent(sendErr):
 		if err := s.fail(ctx, m, bundled, sendErr, now); err != nil {
 			return err
 		}
 		s.Metrics.SMS(m.Channel, StatusFailed, 1)
-		log.Warn("refused by provider", "err", maskIn(sendErr.Error(), m.To))
+		s.textLog(m).Warn("refused by provider", "err", maskIn(sendErr.Error(), m.To))
 		return nil
 	default:
 		s.Metrics.SMSProviderError(m.Channel)
@@ -221,6 +326,7 @@ func (s *Sender) handleOne(ctx context.Context, id string) error {
 		if m.Channel == ChannelSMS && errors.As(sendErr, &unknown) {
 			status = StatusSending
 		}
+		log := s.textLog(m)
 		if _, err := s.DB.Exec(ctx, `UPDATE sms_outbox SET status = $2, last_error = $3, updated_at = $4 WHERE id = $1`,
 			m.ID, status, sendErr.Error(), now.UnixMilli()); err != nil {
 			log.Warn("record send error", "err", err)
@@ -230,6 +336,99 @@ func (s *Sender) handleOne(ctx context.Context, id string) error {
 		log.Warn("provider unavailable; will retry", "err", masked)
 		return fmt.Errorf("send %s: %s", m.ID, masked)
 	}
+}
+
+// recordWindow is how long the recorder waits, after a text went out, for
+// the others of its message to go too, so that one write records them
+// all. Texts paced by the provider's rate are recorded a window at a time.
+const recordWindow = 20 * time.Millisecond
+
+// recordSent records the texts that went out, a group a write: the first
+// to arrive and those that follow within recordWindow. A group it cannot
+// record sets the error of each of its texts.
+func (s *Sender) recordSent(ctx context.Context, sent <-chan sentText, errs []error) {
+	for first := range sent {
+		group := []sentText{first}
+		window := time.NewTimer(recordWindow)
+	collect:
+		for {
+			select {
+			case t, ok := <-sent:
+				if !ok {
+					break collect
+				}
+				group = append(group, t)
+			case <-window.C:
+				break collect
+			}
+		}
+		window.Stop()
+		if err := s.record(ctx, group); err != nil {
+			for _, t := range group {
+				errs[t.i] = err
+			}
+		}
+	}
+}
+
+// record writes that the texts of group went out, with their provider ids,
+// and marks the incidents whose first offer text is among them. The texts
+// are out: it keeps trying (the database may be restarting) rather than
+// leave the rows claimed. If that fails for good, the redelivery finds
+// them claimed and asks the provider before sending (sentBeforeCrash).
+func (s *Sender) record(ctx context.Context, group []sentText) error {
+	firsts := map[string]time.Time{}
+	for _, t := range group {
+		if t.m.Channel == ChannelSMS && t.m.Purpose == "offer" {
+			s.unmarkedIncidents(firsts, append([]Queued{t.m}, t.bundled...), t.at)
+		}
+	}
+	var since []time.Duration
+	err := retryDB(ctx, func() error {
+		return s.DB.InTx(ctx, func(q storage.Querier) error {
+			for part := range slices.Chunk(group, idsPerStatement/3) {
+				if err := markSent(ctx, q, part); err != nil {
+					return err
+				}
+			}
+			var err error
+			since, err = markFirstOffers(ctx, q, firsts)
+			return err
+		})
+	})
+	if err != nil {
+		for _, t := range group {
+			s.textLog(t.m).Error("text sent but not recorded as sent", "sid", t.sid, "err", err)
+		}
+		return fmt.Errorf("record %s (and %d more) sent: %w", group[0].m.ID, len(group)-1, err)
+	}
+	for _, t := range group {
+		s.textLog(t.m).Info("sent", "sid", t.sid, "bundled", len(t.bundled))
+		s.Metrics.SMS(t.m.Channel, StatusSent, 1)
+	}
+	s.firstOffersMarked(firsts, since)
+	return nil
+}
+
+// markSent records texts as sent, each with its provider id and time, in
+// one statement.
+func markSent(ctx context.Context, q storage.Querier, texts []sentText) error {
+	var sids, ats strings.Builder
+	args := make([]any, 0, 3*len(texts))
+	for i, t := range texts {
+		n := 3 * i
+		fmt.Fprintf(&sids, " WHEN $%d THEN $%d", n+1, n+2)
+		fmt.Fprintf(&ats, " WHEN $%d THEN CAST($%d AS BIGINT)", n+1, n+3)
+		args = append(args, t.m.ID, t.sid, t.at.UnixMilli())
+	}
+	ids := make([]string, len(texts))
+	for i := range texts {
+		ids[i] = fmt.Sprintf("$%d", 3*i+1)
+	}
+	_, err := q.Exec(ctx, `UPDATE sms_outbox SET status = '`+StatusSent+`', last_error = '', provider_sid = CASE id`+sids.String()+` END,
+		sent_at = CASE id`+ats.String()+` END, updated_at = CASE id`+ats.String()+` END
+		WHERE id IN (`+strings.Join(ids, ", ")+`)`, args...)
+	return err
 }
 
 // sentBeforeCrash asks the provider whether it already has the text m (a
