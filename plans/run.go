@@ -149,6 +149,23 @@ func (r *Runner) activate(ctx context.Context, q storage.Querier, in incidents.I
 			duties = append(duties, d)
 		}
 	}
+	// The duties free to start are given out before they are written, so
+	// that each is written once, already assigned: an insert, a read-back
+	// and an update each were a fifth of a plan's start (issue 8).
+	var give []given
+	skipped := false
+	for i, d := range duties {
+		if len(d.DependsOn) > 0 {
+			continue
+		}
+		g, err := r.resolve(ctx, q, in, d, now)
+		if err != nil {
+			return nil, err
+		}
+		duties[i] = g.d
+		give = append(give, g)
+		skipped = skipped || g.skipped
+	}
 	if err := insertDuties(ctx, q, duties); err != nil {
 		return nil, err
 	}
@@ -165,14 +182,31 @@ func (r *Runner) activate(ctx context.Context, q storage.Querier, in incidents.I
 		return nil, err
 	}
 	r.Log.Info("plan activated", "incident", in.ID, "plan", plan.ID, "version", plan.Version, "duties", len(duties))
-	more, err := r.release(ctx, q, in, run, now)
-	return append(staged, more...), err
+	var texts []sms.Text
+	for _, g := range give {
+		m, err := r.announce(ctx, q, in, g, &texts, now)
+		if err != nil {
+			return nil, err
+		}
+		staged = append(staged, m...)
+	}
+	if skipped {
+		// A skipped drill duty counts as done, which may free the steps
+		// after it.
+		more, err := r.releaseReady(ctx, q, in, run, &texts, now)
+		if err != nil {
+			return nil, err
+		}
+		staged = append(staged, more...)
+	}
+	m, err := sms.QueueAll(ctx, q, now, texts...)
+	return append(staged, m...), err
 }
 
 // insertDuties writes a run's duties, many to a statement: one statement
 // each was a fifth of a plan's start (issue 8).
 func insertDuties(ctx context.Context, q storage.Querier, duties []Duty) error {
-	const per, chunk = 13, 50 // parameters a duty; duties a statement
+	const per, chunk = 19, 50 // parameters a duty; duties a statement
 	for len(duties) > 0 {
 		part := duties[:min(len(duties), chunk)]
 		duties = duties[len(part):]
@@ -182,10 +216,11 @@ func insertDuties(ctx context.Context, q storage.Querier, duties []Duty) error {
 			tl, _ := json.Marshal(d.Title)
 			ins, _ := json.Marshal(d.Instructions)
 			args = append(args, d.ID, d.Run, d.Incident, d.Community, d.Step, d.Seq, string(tl), string(ins), d.Assignee, d.Resident,
-				d.DueMinutes, string(deps), d.Status)
+				d.DueMinutes, string(deps), d.Status, d.Org, d.Responder, d.Phone, ms(d.AssignedAt), ms(d.DueAt), ms(d.OverdueAt))
 		}
 		if _, err := q.Exec(ctx, `INSERT INTO duties (id, run_id, incident_id, community_id, step_id, seq, title, instructions,
-			assignee, resident_id, due_minutes, depends_on, status) VALUES `+storage.Tuples(len(part), per), args...); err != nil {
+			assignee, resident_id, due_minutes, depends_on, status, org_id, responder_id, phone, assigned_at, due_at, overdue_at)
+			VALUES `+storage.Tuples(len(part), per), args...); err != nil {
 			return fmt.Errorf("duties %s (and %d more): %w", part[0].ID, len(part)-1, err)
 		}
 	}
@@ -195,9 +230,24 @@ func insertDuties(ctx context.Context, q storage.Querier, duties []Duty) error {
 // release assigns every pending duty of a run whose steps it depends on
 // are all done.
 func (r *Runner) release(ctx context.Context, q storage.Querier, in incidents.Incident, run string, now time.Time) ([]events.Message, error) {
-	var staged []events.Message
 	// The duties' texts share one message to the sender.
 	var texts []sms.Text
+	staged, err := r.releaseReady(ctx, q, in, run, &texts, now)
+	if err != nil {
+		return nil, err
+	}
+	m, err := sms.QueueAll(ctx, q, now, texts...)
+	if err != nil {
+		return nil, err
+	}
+	return append(staged, m...), nil
+}
+
+// releaseReady is release with the texts left on texts, for the caller to
+// queue.
+func (r *Runner) releaseReady(ctx context.Context, q storage.Querier, in incidents.Incident, run string, texts *[]sms.Text,
+	now time.Time) ([]events.Message, error) {
+	var staged []events.Message
 	// A skipped drill duty counts as done, which may release more: go
 	// round until nothing changes.
 	for progress := true; progress; {
@@ -229,7 +279,7 @@ func (r *Runner) release(ctx context.Context, q storage.Querier, in incidents.In
 			if !ready {
 				continue
 			}
-			m, skipped, err := r.assign(ctx, q, in, d, &texts, now)
+			m, skipped, err := r.assign(ctx, q, in, d, texts, now)
 			if err != nil {
 				return nil, err
 			}
@@ -237,21 +287,17 @@ func (r *Runner) release(ctx context.Context, q storage.Querier, in incidents.In
 			progress = progress || skipped
 		}
 	}
-	m, err := sms.QueueAll(ctx, q, now, texts...)
-	if err != nil {
-		return nil, err
-	}
-	return append(staged, m...), nil
+	return staged, nil
 }
 
-// skip marks a drill duty whose party is outside the drill's scope: nobody
-// is texted, and the steps after it go on as if it were done.
-func (r *Runner) skip(ctx context.Context, q storage.Querier, in incidents.Incident, d Duty, now time.Time) error {
-	if _, err := q.Exec(ctx, `UPDATE duties SET status = $2, assigned_at = $3 WHERE id = $1`, d.ID, DutySkipped, now.UnixMilli()); err != nil {
-		return fmt.Errorf("skip %s: %w", d.ID, err)
-	}
-	detail := map[string]any{"duty": d.ID, "step": d.Step, "title": d.Title.ZH, "assignee": d.Assignee}
-	return incidents.Record(ctx, q, "duty_skipped:"+d.ID, in.ID, now, "duty_skipped", "system", detail)
+// given is a duty resolved to its party, not yet announced.
+type given struct {
+	d Duty
+	// skipped: a drill duty whose party is outside the drill's scope.
+	// Nobody is texted, and the steps after it go on as if it were done.
+	skipped bool
+	res     responders.Resident // the resident a duty is about, if any
+	locale  string              // of the text to the party
 }
 
 // assign gives a duty to its party and sets its deadline; the text that
@@ -259,104 +305,130 @@ func (r *Runner) skip(ctx context.Context, q storage.Querier, in incidents.Incid
 // reports whether it skipped the duty instead (a drill party out of scope).
 func (r *Runner) assign(ctx context.Context, q storage.Querier, in incidents.Incident, d Duty, texts *[]sms.Text,
 	now time.Time) ([]events.Message, bool, error) {
+	g, err := r.resolve(ctx, q, in, d, now)
+	if err != nil {
+		return nil, false, err
+	}
+	d = g.d
+	if _, err := q.Exec(ctx, `UPDATE duties SET status = $2, org_id = $3, responder_id = $4, phone = $5, assigned_at = $6,
+		due_at = $7, overdue_at = $8 WHERE id = $1`, d.ID, d.Status, d.Org, d.Responder, d.Phone, ms(d.AssignedAt), ms(d.DueAt),
+		ms(d.OverdueAt)); err != nil {
+		return nil, false, fmt.Errorf("assign %s: %w", d.ID, err)
+	}
+	staged, err := r.announce(ctx, q, in, g, texts, now)
+	return staged, g.skipped, err
+}
+
+// resolve finds a duty's party and sets its state, deadline and phone,
+// writing nothing.
+func (r *Runner) resolve(ctx context.Context, q storage.Querier, in incidents.Incident, d Duty, now time.Time) (given, error) {
 	where := in.Location
-	var res responders.Resident
+	g := given{locale: "zh-CN"}
 	if d.Resident != "" {
 		rs, err := responders.ResidentIn(ctx, q, in.Community, d.Resident)
 		if err != nil {
-			return nil, false, err
+			return given{}, err
 		}
-		res = rs
+		g.res = rs
 		if rs.Location != nil {
 			where = *rs.Location
 		}
 	}
-	locale := "zh-CN"
 	var scope *responders.Scope
 	if in.Drill {
 		var err error
 		if scope, err = responders.ScopeOf(ctx, q, in.ID); err != nil {
-			return nil, false, err
+			return given{}, err
 		}
 	}
 	if skill, ok := strings.CutPrefix(d.Assignee, "skill:"); ok {
 		near, err := responders.Nearest(ctx, r.Index, q, r.Tax, in.Community, where, 3000, skill, now, 1, scope)
 		if err != nil {
-			return nil, false, err
+			return given{}, err
 		}
 		if len(near) > 0 {
-			d.Responder, d.Phone, locale = near[0].Responder.ID, near[0].Responder.Phone, near[0].Responder.Locale
+			d.Responder, d.Phone, g.locale = near[0].Responder.ID, near[0].Responder.Phone, near[0].Responder.Locale
 		}
 	} else {
 		org, ok, inScope, err := responders.OrgOfKindIn(ctx, q, in.Community, d.Assignee, scope)
 		if err != nil {
-			return nil, false, err
+			return given{}, err
 		}
 		if ok && !inScope {
-			return nil, true, r.skip(ctx, q, in, d, now)
+			d.Status, d.AssignedAt = DutySkipped, now
+			g.d, g.skipped = d, true
+			return g, nil
 		}
 		if ok {
 			d.Org, d.Phone = org.ID, org.DutyPhone
 		}
 	}
-	due := now.Add(time.Duration(d.DueMinutes * float64(time.Minute)))
-	d.Status, d.AssignedAt, d.DueAt = DutyAssigned, now, due
+	d.Status, d.AssignedAt, d.DueAt = DutyAssigned, now, now.Add(time.Duration(d.DueMinutes*float64(time.Minute)))
 	if d.Org == "" && d.Responder == "" {
 		// Nobody to give it to: the center must know now, not at the deadline.
 		d.Status, d.OverdueAt = DutyOverdue, now
 	}
-	if _, err := q.Exec(ctx, `UPDATE duties SET status = $2, org_id = $3, responder_id = $4, phone = $5, assigned_at = $6,
-		due_at = $7, overdue_at = $8 WHERE id = $1`, d.ID, d.Status, d.Org, d.Responder, d.Phone, now.UnixMilli(), due.UnixMilli(),
-		ms(d.OverdueAt)); err != nil {
-		return nil, false, fmt.Errorf("assign %s: %w", d.ID, err)
+	g.d = d
+	return g, nil
+}
+
+// announce tells everyone about a duty resolved and written: its party
+// (the text goes on texts), the center when nobody could take it, the
+// timeline and the bus; and it sets the deadline's timer.
+func (r *Runner) announce(ctx context.Context, q storage.Querier, in incidents.Incident, g given, texts *[]sms.Text,
+	now time.Time) ([]events.Message, error) {
+	d := g.d
+	if g.skipped {
+		detail := map[string]any{"duty": d.ID, "step": d.Step, "title": d.Title.ZH, "assignee": d.Assignee}
+		return nil, incidents.Record(ctx, q, "duty_skipped:"+d.ID, in.ID, now, "duty_skipped", "system", detail)
 	}
 	var staged []events.Message
 	detail := map[string]any{"duty": d.ID, "step": d.Step, "title": d.Title.ZH, "assignee": d.Assignee, "org": d.Org,
-		"responder": d.Responder, "resident": d.Resident, "due_at": due}
+		"responder": d.Responder, "resident": d.Resident, "due_at": d.DueAt}
 	if d.Status == DutyOverdue {
 		m, err := r.tellCenter(ctx, q, in, d, sms.TplDutyUnassigned, now)
 		if err != nil {
-			return nil, false, err
+			return nil, err
 		}
 		ev, err := incidents.Announce(ctx, q, in, "duty_unassigned:"+d.ID, "duty_unassigned", d.ID, "system", now, detail)
 		if err != nil {
-			return nil, false, err
+			return nil, err
 		}
-		return append(append(staged, m...), ev), false, nil
+		return append(append(staged, m...), ev), nil
 	}
 	if d.Phone != "" {
-		token, err := links.Issue(ctx, q, links.KindDuty, d.ID, in.Community, locale, now, now.Add(r.linkTTL()))
+		token, err := links.Issue(ctx, q, links.KindDuty, d.ID, in.Community, g.locale, now, now.Add(r.linkTTL()))
 		if err != nil {
-			return nil, false, err
+			return nil, err
 		}
-		params := r.params(in, d, locale)
+		params := r.params(in, d, g.locale)
 		params["link"] = strings.TrimRight(r.LinkBase, "/") + "/o/" + token
 		tpl := sms.TplDutyAssigned
 		if d.Resident != "" {
 			tpl = sms.TplDutyResident
-			params["resident"], params["resident_address"] = res.Name, res.Address
-			params["needs"], params["contact"] = orDash(res.Needs), orDash(res.Contact)
+			params["resident"], params["resident_address"] = g.res.Name, g.res.Address
+			params["needs"], params["contact"] = orDash(g.res.Needs), orDash(g.res.Contact)
 		}
 		*texts = append(*texts, sms.Text{Key: "duty:" + d.ID, Community: in.Community, Incident: in.ID, To: d.Phone,
-			Template: tpl, Params: params, Locale: locale, Drill: in.Drill, Purpose: "duty"})
+			Template: tpl, Params: params, Locale: g.locale, Drill: in.Drill, Purpose: "duty"})
 	}
 	tev, err := events.New("duty_due:"+d.ID, "timer.duty", events.TimerSubjectDuty, in.Community, now, dutyPayload{Duty: d.ID})
 	if err != nil {
-		return nil, false, err
+		return nil, err
 	}
-	tm, err := events.EventMessage(tev, due)
+	tm, err := events.EventMessage(tev, d.DueAt)
 	if err != nil {
-		return nil, false, err
+		return nil, err
 	}
 	if err := incidents.Record(ctx, q, "duty_assigned:"+d.ID, in.ID, now, "duty_assigned", "system", detail); err != nil {
-		return nil, false, err
+		return nil, err
 	}
 	ev, err := incidents.Event(in, "duty_assigned", d.ID, "system", now, detail)
 	if err != nil {
-		return nil, false, err
+		return nil, err
 	}
 	staged = append(staged, tm, ev)
-	return staged, false, events.Stage(ctx, q, now, tm, ev)
+	return staged, events.Stage(ctx, q, now, tm, ev)
 }
 
 func orDash(s string) string {

@@ -185,6 +185,40 @@ func TestDrillRunsThePipelineWithinItsScope(t *testing.T) {
 	})
 }
 
+// A drill duty skipped when the plan starts (its party is outside the
+// scope) counts as done at once: the steps after it are given out in the
+// same start, without anyone replying. Here the volunteer teams are out,
+// so "count residents" (after "guide evacuation") goes straight to the
+// owners' committee.
+func TestDrillSkippedStepFreesTheStepsAfterIt(t *testing.T) {
+	eachStore(t, func(t *testing.T, store string) {
+		h := start(t, store, nil)
+		drillCommunity(h)
+		dispatcher := h.token("dispatcher", "c1", "d1")
+		dr := h.must(201, "POST", "/v1/communities/c1/drills/run", dispatcher, map[string]any{"key": "k2", "type": "fire",
+			"scope": map[string]any{"organisations": []string{"owners_committee"}}, "time_limit": "30m"})
+		texts := h.waitTexts(drillOwnersPhone, 1, sms.DrillPrefix)
+		if !strings.Contains(texts[0], "清点") && !strings.Contains(texts[0], "count") {
+			t.Errorf("owners' committee got %q, want the count-residents duty", texts[0])
+		}
+		h.must(200, "POST", "/v1/incidents/"+dr["incident"].(string)+"/resolve", dispatcher, nil)
+		duties := report(h, dispatcher, dr["id"].(string))["duties"].(map[string]any)
+		outcomes := map[string]string{}
+		for _, it := range duties["items"].([]any) {
+			d := it.(map[string]any)
+			outcomes[d["assignee"].(string)] = d["outcome"].(string)
+		}
+		if outcomes["volunteer_team"] != "skipped" || outcomes["property_company"] != "skipped" {
+			t.Errorf("duty outcomes = %v, want the volunteer team's and the property company's skipped", outcomes)
+		}
+		for _, phone := range []string{teamAPhone, teamBPhone, drillPropertyPhone} {
+			if got := h.textsTo(phone); len(got) != 0 {
+				t.Errorf("%s is outside the drill but got %q", phone, got)
+			}
+		}
+	})
+}
+
 // A scheduled drill fires at its slot, ends at its time limit and reports.
 func TestScheduledDrillFiresAndEndsAtItsLimit(t *testing.T) {
 	eachStore(t, func(t *testing.T, store string) {
