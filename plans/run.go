@@ -153,12 +153,13 @@ func (r *Runner) activate(ctx context.Context, q storage.Querier, in incidents.I
 	// that each is written once, already assigned: an insert, a read-back
 	// and an update each were a fifth of a plan's start (issue 8).
 	var give []given
+	var orgs orgsRead
 	skipped := false
 	for i, d := range duties {
 		if len(d.DependsOn) > 0 {
 			continue
 		}
-		g, err := r.resolve(ctx, q, in, d, now)
+		g, err := r.resolve(ctx, q, in, d, &orgs, now)
 		if err != nil {
 			return nil, err
 		}
@@ -248,6 +249,7 @@ func (r *Runner) release(ctx context.Context, q storage.Querier, in incidents.In
 func (r *Runner) releaseReady(ctx context.Context, q storage.Querier, in incidents.Incident, run string, texts *[]sms.Text,
 	now time.Time) ([]events.Message, error) {
 	var staged []events.Message
+	var orgs orgsRead
 	// A skipped drill duty counts as done, which may release more: go
 	// round until nothing changes.
 	for progress := true; progress; {
@@ -279,7 +281,7 @@ func (r *Runner) releaseReady(ctx context.Context, q storage.Querier, in inciden
 			if !ready {
 				continue
 			}
-			m, skipped, err := r.assign(ctx, q, in, d, texts, now)
+			m, skipped, err := r.assign(ctx, q, in, d, &orgs, texts, now)
 			if err != nil {
 				return nil, err
 			}
@@ -303,9 +305,9 @@ type given struct {
 // assign gives a duty to its party and sets its deadline; the text that
 // tells them goes on texts, for the caller to queue with the others. It
 // reports whether it skipped the duty instead (a drill party out of scope).
-func (r *Runner) assign(ctx context.Context, q storage.Querier, in incidents.Incident, d Duty, texts *[]sms.Text,
+func (r *Runner) assign(ctx context.Context, q storage.Querier, in incidents.Incident, d Duty, orgs *orgsRead, texts *[]sms.Text,
 	now time.Time) ([]events.Message, bool, error) {
-	g, err := r.resolve(ctx, q, in, d, now)
+	g, err := r.resolve(ctx, q, in, d, orgs, now)
 	if err != nil {
 		return nil, false, err
 	}
@@ -319,9 +321,17 @@ func (r *Runner) assign(ctx context.Context, q storage.Querier, in incidents.Inc
 	return staged, g.skipped, err
 }
 
+// orgsRead holds the community's organisations once read, so that the
+// duties given out together read them once: a read for each duty was
+// three statements of a plan's start (issue 8).
+type orgsRead struct {
+	list []responders.Organisation
+	read bool
+}
+
 // resolve finds a duty's party and sets its state, deadline and phone,
 // writing nothing.
-func (r *Runner) resolve(ctx context.Context, q storage.Querier, in incidents.Incident, d Duty, now time.Time) (given, error) {
+func (r *Runner) resolve(ctx context.Context, q storage.Querier, in incidents.Incident, d Duty, orgs *orgsRead, now time.Time) (given, error) {
 	where := in.Location
 	g := given{locale: "zh-CN"}
 	if d.Resident != "" {
@@ -350,10 +360,14 @@ func (r *Runner) resolve(ctx context.Context, q storage.Querier, in incidents.In
 			d.Responder, d.Phone, g.locale = near[0].Responder.ID, near[0].Responder.Phone, near[0].Responder.Locale
 		}
 	} else {
-		org, ok, inScope, err := responders.OrgOfKindIn(ctx, q, in.Community, d.Assignee, scope)
-		if err != nil {
-			return given{}, err
+		if !orgs.read {
+			list, err := responders.Orgs(ctx, q, in.Community)
+			if err != nil {
+				return given{}, err
+			}
+			orgs.list, orgs.read = list, true
 		}
+		org, ok, inScope := responders.OrgOfKindAmong(orgs.list, d.Assignee, scope)
 		if ok && !inScope {
 			d.Status, d.AssignedAt = DutySkipped, now
 			g.d, g.skipped = d, true

@@ -113,18 +113,31 @@ func ScopeOf(ctx context.Context, q storage.Querier, incident string) (*Scope, e
 	return &d.Scope, nil
 }
 
-// OrgOfKindIn is OrgOfKind for a drill: the first organisation of the kind
+// OrgOfKindAmong is OrgOfKind for a drill, among a community's
+// organisations read before (Orgs): the first organisation of the kind
 // that is in scope. ok is false when there is none of the kind at all;
 // inScope is false when there are some but none takes part.
-func OrgOfKindIn(ctx context.Context, q storage.Querier, community, kind string, scope *Scope) (o Organisation, ok, inScope bool, err error) {
-	orgs, err := listOrgs(ctx, q, community, kind)
-	if err != nil || len(orgs) == 0 {
-		return Organisation{}, false, false, err
-	}
-	for _, o := range orgs {
-		if scope.IncludesOrg(o) {
-			return o, true, true, nil
+func OrgOfKindAmong(orgs []Organisation, kind string, scope *Scope) (o Organisation, ok, inScope bool) {
+	var first *Organisation
+	for i := range orgs {
+		if orgs[i].Kind != kind {
+			continue
+		}
+		if first == nil {
+			first = &orgs[i]
+		}
+		if scope.IncludesOrg(orgs[i]) {
+			return orgs[i], true, true
 		}
 	}
-	return orgs[0], true, false, nil
+	if first == nil {
+		return Organisation{}, false, false
+	}
+	return *first, true, false
+}
+
+// Orgs lists a community's organisations, the first registered first, as
+// OrgOfKind takes them.
+func Orgs(ctx context.Context, q storage.Querier, community string) ([]Organisation, error) {
+	return listOrgs(ctx, q, community, "")
 }
