@@ -183,9 +183,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (svc *Service, err
 		spec    events.ConsumerSpec
 		handler events.Handler
 	}{
-		// Presses handled together share a transaction (incidents.intakeGroup):
-		// more workers, larger groups in a storm.
-		{events.ConsumerSpec{Stream: events.StreamAlarms, Durable: "intake", Workers: busy}, intake.Handle},
+		{events.ConsumerSpec{Stream: events.StreamAlarms, Durable: "intake", Workers: intakeWorkers}, intake.Handle},
 		{events.ConsumerSpec{Stream: events.StreamIncidents, Durable: "dispatch", Workers: busy,
 			Filters: []string{events.IncidentEventFilter(events.IncidentOpened)}}, s.Dispatcher.HandleIncident},
 		{events.ConsumerSpec{Stream: events.StreamTimers, Durable: "wave-timers", Workers: 4,
@@ -308,7 +306,7 @@ func (s *Service) Close(ctx context.Context) error {
 }
 
 // busyWorkers is how many messages at once the consumers on an alarm's
-// path (intake, dispatch, plan start, sender) handle. On SQLite every
+// path (dispatch, plan start, sender) handle. On SQLite every
 // handler's transaction waits for the writer's next group commit
 // (storage/sqlitewriter.go), so the handlers in flight are what fills a
 // group: with 16 each, the writer was busy all the time at 200 alarms/s on
@@ -318,6 +316,16 @@ func (s *Service) Close(ctx context.Context) error {
 // back-to-back pairs (docs/performance.md, seventh round). On PostgreSQL
 // each handler holds a connection and a backend, and on two cores more of
 // them only share the same CPU: there 32 made a press's 202 slower.
+// intakeWorkers is how many presses at once the intake handles. Presses
+// handled together share one transaction (incidents.intakeGroup), and
+// only its leader holds a connection, so more of them make larger groups,
+// not more backends. On PostgreSQL, with 16, a storm's groups were at
+// most 16 presses, and the serial group transactions fell 5.5–8.2 s behind
+// 10,000 presses in 10 s; with 64 it was 1.6–2.7 s, at the cost of a
+// slower 202 during the storm, because the downstream work now shares the
+// cores with the presses (docs/performance.md, ninth round).
+const intakeWorkers = 64
+
 func busyWorkers(dialect string) int {
 	if dialect == "sqlite" {
 		return 32
