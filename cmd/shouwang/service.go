@@ -305,6 +305,16 @@ func (s *Service) Close(ctx context.Context) error {
 	return err
 }
 
+// intakeWorkers is how many presses at once the intake handles. Presses
+// handled together share one transaction (incidents.intakeGroup), and
+// only its leader holds a connection, so more of them make larger groups,
+// not more backends. On PostgreSQL, with 16, a storm's groups were at
+// most 16 presses, and the serial group transactions fell 5.5–8.2 s behind
+// 10,000 presses in 10 s; with 64 it was 1.6–2.7 s, at the cost of a
+// slower 202 during the storm, because the downstream work now shares the
+// cores with the presses (docs/performance.md, ninth round).
+const intakeWorkers = 64
+
 // busyWorkers is how many messages at once the consumers on an alarm's
 // path (dispatch, plan start, sender) handle. On SQLite every
 // handler's transaction waits for the writer's next group commit
@@ -316,16 +326,6 @@ func (s *Service) Close(ctx context.Context) error {
 // back-to-back pairs (docs/performance.md, seventh round). On PostgreSQL
 // each handler holds a connection and a backend, and on two cores more of
 // them only share the same CPU: there 32 made a press's 202 slower.
-// intakeWorkers is how many presses at once the intake handles. Presses
-// handled together share one transaction (incidents.intakeGroup), and
-// only its leader holds a connection, so more of them make larger groups,
-// not more backends. On PostgreSQL, with 16, a storm's groups were at
-// most 16 presses, and the serial group transactions fell 5.5–8.2 s behind
-// 10,000 presses in 10 s; with 64 it was 1.6–2.7 s, at the cost of a
-// slower 202 during the storm, because the downstream work now shares the
-// cores with the presses (docs/performance.md, ninth round).
-const intakeWorkers = 64
-
 func busyWorkers(dialect string) int {
 	if dialect == "sqlite" {
 		return 32
