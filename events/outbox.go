@@ -154,11 +154,7 @@ func (r *Relay) delete(ctx context.Context, ids []string) error {
 	for len(ids) > 0 {
 		chunk := ids[:min(len(ids), forgetChunk)]
 		ids = ids[len(chunk):]
-		args := make([]any, len(chunk))
-		for i, id := range chunk {
-			args[i] = id
-		}
-		if _, err := r.db.Exec(ctx, `DELETE FROM event_outbox WHERE id IN (`+storage.Marks(1, len(chunk))+`)`, args...); err != nil {
+		if _, err := r.db.Exec(ctx, `DELETE FROM event_outbox WHERE id IN (`+storage.Marks(1, len(chunk))+`)`, storage.Args(chunk)...); err != nil {
 			return fmt.Errorf("forget %d published messages: %w", len(chunk), err)
 		}
 	}

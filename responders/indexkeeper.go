@@ -187,9 +187,6 @@ func respondersByID(ctx context.Context, q storage.Querier, ids []string, extra 
 	if len(ids) == 0 {
 		return nil, nil
 	}
-	args := make([]any, len(ids))
-	for i, id := range ids {
-		args[i] = id
-	}
-	return queryResponders(ctx, q, `SELECT `+responderColumns+` FROM responders WHERE id IN (`+storage.Marks(1, len(ids))+`)`+extra, args...)
+	return queryResponders(ctx, q, `SELECT `+responderColumns+` FROM responders WHERE id IN (`+storage.Marks(1, len(ids))+`)`+extra,
+		storage.Args(ids)...)
 }

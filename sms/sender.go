@@ -189,7 +189,7 @@ const idsPerStatement = 500
 func (s *Sender) load(ctx context.Context, ids []string) (map[string]Queued, error) {
 	out := make(map[string]Queued, len(ids))
 	for part := range slices.Chunk(ids, idsPerStatement) {
-		rows, err := queuedWhere(ctx, s.DB, `id IN (`+storage.Marks(1, len(part))+`)`, anys(part)...)
+		rows, err := queuedWhere(ctx, s.DB, `id IN (`+storage.Marks(1, len(part))+`)`, storage.Args(part)...)
 		if err != nil {
 			return nil, fmt.Errorf("read texts %s (and %d more): %w", part[0], len(part)-1, err)
 		}
@@ -198,14 +198,6 @@ func (s *Sender) load(ctx context.Context, ids []string) (map[string]Queued, err
 		}
 	}
 	return out, nil
-}
-
-func anys(ss []string) []any {
-	out := make([]any, len(ss))
-	for i, s := range ss {
-		out[i] = s
-	}
-	return out
 }
 
 // check says whether text m is due to go now. A text sent, bundled,
@@ -267,7 +259,7 @@ func (s *Sender) claim(ctx context.Context, ids []string) (map[string]bool, erro
 		for part := range slices.Chunk(ids, idsPerStatement) {
 			got, err := storage.StringSet(ctx, q, `UPDATE sms_outbox SET status = $1, attempts = attempts + 1, updated_at = $2
 				WHERE id IN (`+storage.Marks(3, len(part))+`) AND status IN ('pending', 'sending') RETURNING id`,
-				append([]any{StatusSending, now}, anys(part)...)...)
+				append([]any{StatusSending, now}, storage.Args(part)...)...)
 			if err != nil {
 				return err
 			}
@@ -415,15 +407,13 @@ func (s *Sender) record(ctx context.Context, group []sentText) error {
 func markSent(ctx context.Context, q storage.Querier, texts []sentText) error {
 	var sids, ats strings.Builder
 	args := make([]any, 0, 3*len(texts))
+	ids := make([]string, len(texts))
 	for i, t := range texts {
 		n := 3 * i
+		ids[i] = fmt.Sprintf("$%d", n+1)
 		fmt.Fprintf(&sids, " WHEN $%d THEN $%d", n+1, n+2)
 		fmt.Fprintf(&ats, " WHEN $%d THEN CAST($%d AS BIGINT)", n+1, n+3)
 		args = append(args, t.m.ID, t.sid, t.at.UnixMilli())
-	}
-	ids := make([]string, len(texts))
-	for i := range texts {
-		ids[i] = fmt.Sprintf("$%d", 3*i+1)
 	}
 	_, err := q.Exec(ctx, `UPDATE sms_outbox SET status = '`+StatusSent+`', last_error = '', provider_sid = CASE id`+sids.String()+` END,
 		sent_at = CASE id`+ats.String()+` END, updated_at = CASE id`+ats.String()+` END

@@ -122,6 +122,15 @@ func Marks(first, n int) string {
 	return b.String()
 }
 
+// Args returns ss as statement arguments, for the placeholders of Marks.
+func Args(ss []string) []any {
+	out := make([]any, len(ss))
+	for i, s := range ss {
+		out[i] = s
+	}
+	return out
+}
+
 // Tuples returns the VALUES of a multi-row INSERT: rows tuples of per
 // placeholders, numbered from $1. Tuples(2, 3) is "($1, $2, $3), ($4, $5, $6)".
 func Tuples(rows, per int) string {
